@@ -1,0 +1,42 @@
+"""The FastAPI application: web chat today; webhooks, inbox, campaigns and reports mount here as routers."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from admin_api.deps import AppContext
+from admin_api.routes import webchat
+from bot.flowbook import default_flowbook
+from bot.service import ConversationService
+from bot.settings import Settings, get_settings
+from bot.store.db import get_database
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    db = get_database(settings.database_url)
+    book = default_flowbook()
+    app = FastAPI(title="Mirai", version="0.1.0",
+                  description="Self-diagnosis chat for migrant workers in Japan, and the tools of its counsellors.")
+    app.state.ctx = AppContext(settings=settings, db=db, book=book,
+                               service=ConversationService(db, book, default_language=settings.default_language))
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # A malformed request is the caller's mistake: say what is wrong, change nothing.
+        errors = [{"loc": list(e.get("loc", [])), "msg": e.get("msg", "")} for e in exc.errors()]
+        return JSONResponse(status_code=400, content={"detail": "malformed request", "errors": errors})
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.include_router(webchat.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app

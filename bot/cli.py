@@ -1,0 +1,112 @@
+"""`mirai`: the one console command (a thin shell over the service and the web app)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterable
+
+from bot.flowbook import LANGUAGES
+from bot.messages import InboundEvent, InboundKind, Outbound
+from bot.settings import get_settings
+
+TERMINAL_CHANNEL = "terminal"
+
+
+def _service():  # type: ignore[no-untyped-def]
+    from bot.service import ConversationService
+    from bot.store.db import get_database
+
+    settings = get_settings()
+    return ConversationService(get_database(settings.database_url), default_language=settings.default_language)
+
+
+def _print(outbound: Iterable[Outbound], as_jsonl: bool) -> None:
+    for out in outbound:
+        if as_jsonl:
+            sys.stdout.write(json.dumps(out.as_json(), ensure_ascii=False) + "\n")
+        else:
+            sys.stdout.write("\n" + out.text + "\n")
+        sys.stdout.flush()
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    service = _service()
+    user = args.user or f"local-{os.getenv('USER', 'user')}"
+    opening = InboundEvent(kind=InboundKind.FOLLOW, language_hint=args.lang, language_chosen=bool(args.lang))
+    _print(service.handle(TERMINAL_CHANNEL, user, opening), args.jsonl)
+    interactive = sys.stdin.isatty() and not args.jsonl
+    while True:
+        if interactive:
+            sys.stdout.write("\n> ")
+            sys.stdout.flush()
+        line = sys.stdin.readline()
+        if not line:
+            break
+        text = line.rstrip("\r\n")
+        _print(service.handle(TERMINAL_CHANNEL, user, InboundEvent(kind=InboundKind.TEXT, text=text)), args.jsonl)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from admin_api.app import create_app
+
+    settings = get_settings()
+    host, port = args.host or settings.host, args.port or settings.port
+    print(f"Mirai is serving the web chat at http://{host}:{port}/ (database: {_safe_url(settings.database_url)})",
+          flush=True)
+    uvicorn.run(create_app(), host=host, port=port, log_level=settings.log_level.lower())
+    return 0
+
+
+def cmd_migrate(_args: argparse.Namespace) -> int:
+    from bot.store.db import migrate
+
+    settings = get_settings()
+    migrate(settings.database_url)
+    print(f"database is up to date: {_safe_url(settings.database_url)}")
+    return 0
+
+
+def _safe_url(url: str) -> str:
+    """The database URL without its password, for printing."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+    return url
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mirai", description="Mirai: self-diagnosis and help for migrant workers.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    chat = sub.add_parser("chat", help="talk to the bot in this terminal (or pipe one message per line)")
+    chat.add_argument("--lang", choices=LANGUAGES, help="start in this language")
+    chat.add_argument("--user", help="who you are; the same id resumes the same conversation")
+    chat.add_argument("--jsonl", action="store_true", help="print each bot message as one JSON object per line")
+    chat.set_defaults(func=cmd_chat)
+
+    serve = sub.add_parser("serve", help="run the web app (web chat at /)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(func=cmd_serve)
+
+    mig = sub.add_parser("migrate", help="create or upgrade the database schema")
+    mig.set_defaults(func=cmd_migrate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

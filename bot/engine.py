@@ -1,0 +1,727 @@
+"""The conversation as a pure state machine: `step(state, event, now) -> StepResult(state, outbound, effects)`.
+
+No storage, channel, clock or network here: the service loads the state, passes the time in, and saves what
+comes out (the new state, the messages to send and the effects such as a recorded answer or a handoff request)
+in one transaction.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from bot.amounts import Amount, AmountParser
+from bot.flowbook import LANGUAGE_ALIASES, LANGUAGE_NAMES, LANGUAGES, FlowBook, Question, default_flowbook
+from bot.messages import InboundEvent, InboundKind, Option, Outbound, OutboundKind
+from bot.scoring import Score, score
+from bot.text import clean, contains_any, is_meaningful, key, matches_any, parse_selection, parse_single_number
+
+ONBOARDING = ("language", "consent", "employer_code", "residence_status", "prefecture")
+SHEET = tuple(f"Q{i}" for i in range(1, 14))
+ORDER = ONBOARDING + SHEET
+OPTIONAL_ONBOARDING = ("employer_code", "residence_status", "prefecture")
+COMMANDS = ("back", "skip", "stop", "menu", "help", "talk_to_person", "change_language")
+MAX_MESSAGE_CHARS = 2000
+DOT_THOUSANDS = ("vi", "id", "pt", "es")  # languages that write 1.000.000
+EMPLOYER_CODE = re.compile(r"[A-Z0-9][A-Z0-9-]{2,18}[A-Z0-9]")
+
+
+class ConversationState(BaseModel):
+    """Everything the engine remembers about one worker's conversation; stored as JSON after every step."""
+
+    language: str = "en"
+    language_confirmed: bool = False
+    step: str | None = None  # what the bot is waiting for: an ORDER id, "menu" or "counsellor_offer"
+    return_to: str | None = None  # where to go back to after the menu or a language change
+    history: list[str] = Field(default_factory=list)
+    answers: dict[str, Any] = Field(default_factory=dict)
+    raw_answers: dict[str, str] = Field(default_factory=dict)
+    consent: bool | None = None
+    onboarded: bool = False
+    paused: bool = False
+    sheet_in_progress: bool = False
+    sheets_completed: int = 0
+    last_level: str | None = None
+
+
+class Effect(BaseModel):
+    """Something the service must record besides the messages: it never changes what the worker sees."""
+
+    type: str  # profile, answer, sheet_started, sheet_abandoned, sheet_completed, handoff, opt_out, unreachable
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class StepResult(BaseModel):
+    state: ConversationState
+    outbound: list[Outbound]
+    effects: list[Effect]
+
+
+def step(state: ConversationState, event: InboundEvent, now: datetime, book: FlowBook | None = None) -> StepResult:
+    turn = _Turn(book or default_flowbook(), state.model_copy(deep=True), now)
+    turn.handle(event)
+    return StepResult(state=turn.s, outbound=turn.out, effects=turn.effects)
+
+
+class _Turn:
+    def __init__(self, book: FlowBook, state: ConversationState, now: datetime) -> None:
+        self.book = book
+        self.s = state
+        self.now = now
+        self.out: list[Outbound] = []
+        self.effects: list[Effect] = []
+        self.amounts = AmountParser(book.currencies)
+        self.detected_language: str | None = None
+
+    # ----- saying things -------------------------------------------------------------------------------
+    @property
+    def lang(self) -> str:
+        return self.s.language
+
+    def t(self, text_id: str, **values: object) -> str:
+        return self.book.t(text_id, self.lang, **values)
+
+    def say(self, text: str) -> None:
+        self.out.append(Outbound(kind=OutboundKind.TEXT, text=text, language=self.lang))
+
+    def number(self, value: float) -> str:
+        """A number written the way the worker writes it: 80.000.000 in Vietnamese, 80,000,000 in English."""
+        shown = f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
+        if self.lang in DOT_THOUSANDS:
+            shown = shown.replace(",", "\0").replace(".", ",").replace("\0", ".")
+        return shown
+
+    def effect(self, type_: str, **data: Any) -> None:
+        self.effects.append(Effect(type=type_, data=data))
+
+    def ask(self, step_id: str, intro: list[str] | None = None) -> None:
+        """Asks the question of `step_id` and waits for its answer."""
+        self.s.step = step_id
+        kind, question_id, body, options, hint = self._question(step_id)
+        numbered = "\n".join(f"{i}. {o.label}" for i, o in enumerate(options, 1))
+        parts = [*(intro or []), body]
+        if numbered:
+            parts.append(numbered)
+        if hint:
+            parts.append(hint)
+        self.out.append(Outbound(kind=kind, text="\n\n".join(parts), question=question_id, options=options,
+                                 language=self.lang,
+                                 submit_label=self.t("option_done") if kind is OutboundKind.MULTISELECT else None))
+
+    def _question(self, step_id: str) -> tuple[OutboundKind, str, str, list[Option], str | None]:
+        t = self.t
+        skip = Option(id="skip", label=t("option_skip"))
+        if step_id == "language":
+            return (OutboundKind.CHOICE, "language", t("ask_language"),
+                    [Option(id=code, label=LANGUAGE_NAMES[code]) for code in LANGUAGES], None)
+        if step_id == "consent":
+            return (OutboundKind.CHOICE, "consent", t("privacy_notice"),
+                    [Option(id="agree", label=t("option_agree")), Option(id="decline", label=t("option_decline"))],
+                    None)
+        if step_id == "employer_code":
+            return OutboundKind.QUESTION, "employer_code", t("ask_employer_code"), [skip], None
+        if step_id == "residence_status":
+            opts = [Option(id=r.id, label=r.label(self.lang)) for r in self.book.residence_statuses]
+            return OutboundKind.CHOICE, "residence_status", t("ask_residence_status"), [*opts, skip], None
+        if step_id == "prefecture":
+            opts = [Option(id=p.id, label=p.label(self.lang)) for p in self.book.prefectures]
+            return OutboundKind.CHOICE, "prefecture", t("ask_prefecture"), [*opts, skip], None
+        if step_id == "menu":
+            return OutboundKind.CHOICE, "menu", t("menu"), self._menu_options(), None
+        if step_id == "counsellor_offer":
+            return (OutboundKind.CHOICE, "counsellor_offer", t("counsellor_offer"), self._yes_no_options(False),
+                    None)
+        q = self.book.question(step_id)
+        body = f"{t('progress', n=SHEET.index(q.id) + 1)}\n{q.text(self.lang)}"
+        if q.type == "checklist":
+            opts = [Option(id=i.id, label=i.text(self.lang)) for i in q.items]
+            return OutboundKind.MULTISELECT, q.id, body, [*opts, Option(id="none", label=t("option_none"))], \
+                t("checklist_hint")
+        if q.type == "amount":
+            # No numbered shortcut here: "1" must stay an amount, and "I don't know" is understood as typed.
+            return OutboundKind.QUESTION, q.id, body, [], t("amount_hint")
+        if q.type == "free_text":
+            return OutboundKind.QUESTION, q.id, body, [skip], t("free_text_hint")
+        return OutboundKind.CHOICE, q.id, body, self._yes_no_options(q.type == "yes_no_unknown"), None
+
+    def _yes_no_options(self, with_unknown: bool) -> list[Option]:
+        opts = [Option(id="yes", label=self.t("option_yes")), Option(id="no", label=self.t("option_no"))]
+        if with_unknown:
+            opts.append(Option(id="unknown", label=self.t("option_unknown")))
+        return opts
+
+    def _menu_options(self) -> list[Option]:
+        t = self.t
+        opts: list[Option] = []
+        if self.s.sheet_in_progress or (self.s.return_to in ORDER):
+            opts.append(Option(id="continue", label=t("option_continue")))
+            opts.append(Option(id="restart", label=t("option_restart")))
+        else:
+            opts.append(Option(id="start", label=t("option_start")))
+        opts += [Option(id="talk", label=t("option_talk")), Option(id="language", label=t("option_language")),
+                 Option(id="help", label=t("option_help"))]
+        return opts
+
+    def reask(self, reason_text_id: str | None = None, **values: object) -> None:
+        if reason_text_id:
+            self.say(self.t(reason_text_id, **values))
+        if self.s.step:
+            self.ask(self.s.step)
+
+    # ----- understanding -----------------------------------------------------------------------------
+    def words(self, intent: str) -> list[str]:
+        return [str(w) for w in self.book.keywords.get(intent, {}).get(self.lang, [])]
+
+    def intent_of(self, text: str, intents: tuple[str, ...]) -> str | None:
+        """The intent whose words make up the whole message: the worker's language first, then any language
+        as long as only one intent matches (a Vietnamese worker may still type "yes")."""
+        own = [i for i in intents if matches_any(text, self.words(i))]
+        if len(own) == 1:
+            return own[0]
+        if own:
+            return None
+        other = {i for i in intents for lang in LANGUAGES
+                 if matches_any(text, [str(w) for w in self.book.keywords.get(i, {}).get(lang, [])])}
+        return other.pop() if len(other) == 1 else None
+
+    def is_danger(self, text: str) -> bool:
+        phrases = [str(p) for lang in LANGUAGES for p in self.book.keywords.get("danger", {}).get(lang, [])]
+        return contains_any(text, phrases)
+
+    # ----- the turn ----------------------------------------------------------------------------------
+    def handle(self, event: InboundEvent) -> None:
+        self.detected_language = event.detected_language
+        if event.kind is InboundKind.UNFOLLOW:
+            self.s.paused = True
+            self.effect("unreachable")
+            return
+        if event.kind is InboundKind.FOLLOW:
+            self._apply_language_hint(event)
+            if self.s.step is None:
+                self._first_contact()
+            else:
+                self._welcome_back()
+            return
+        if self.s.step is None:
+            self._apply_language_hint(event)
+            if event.kind is InboundKind.TEXT and self.is_danger(clean(event.text)):
+                self._danger()
+            self._first_contact()
+            return
+        if event.kind is InboundKind.MEDIA:
+            self.reask("media_not_understood")
+            return
+        if event.kind is InboundKind.LOCATION:
+            self.reask("location_received")
+            return
+        if event.kind is InboundKind.CHOICE:
+            self._choice(event.choice_ids)
+            return
+        self._text(event.text)
+
+    def _apply_language_hint(self, event: InboundEvent) -> None:
+        hint = event.language_hint or event.detected_language
+        if hint in LANGUAGES and (event.language_chosen or not self.s.language_confirmed):
+            if hint != self.s.language:
+                self.s.language = hint
+                self.effect("profile", language=hint)
+            if event.language_chosen and not self.s.language_confirmed:
+                self.s.language_confirmed = True
+
+    def _first_contact(self) -> None:
+        self.say(self.t("welcome"))
+        self.ask("consent" if self.s.language_confirmed else "language")
+
+    def _welcome_back(self) -> None:
+        if self.s.paused:
+            self.s.paused = False
+            self.effect("opt_out", value=False)
+        self.say(self.t("welcome_back"))
+        self.reask()
+
+    def _text(self, raw: str) -> None:
+        text = clean(raw)
+        if text and self.is_danger(text):
+            self._danger()
+            return
+        if len(text) > MAX_MESSAGE_CHARS:
+            self.reask("reask_too_long", max=MAX_MESSAGE_CHARS)
+            return
+        if not text or not is_meaningful(text):
+            self._reask_answer()
+            return
+        command = self.intent_of(text, COMMANDS)
+        if command:
+            self._command(command)
+            return
+        if self.s.paused:
+            self._welcome_back()
+            return
+        self._answer(text=text, choice_ids=[])
+
+    def _choice(self, ids: list[str]) -> None:
+        ids = [str(i) for i in ids if str(i)]
+        if not ids:
+            self._reask_answer()
+            return
+        first = ids[0]
+        if first.startswith("cmd:") and first[4:] in COMMANDS:
+            self._command(first[4:])
+            return
+        if first.startswith("set_language:"):
+            lang = first.split(":", 1)[1]
+            if lang in LANGUAGES:
+                self._set_language(lang)
+                if self.s.step == "language":
+                    self._after_language()
+                else:
+                    self.reask()
+                return
+        if self.s.paused:
+            self.s.paused = False
+            self.effect("opt_out", value=False)
+        self._answer(text=None, choice_ids=ids)
+
+    def _reask_text_id(self) -> str:
+        step_id = self.s.step or ""
+        if step_id in SHEET:
+            qtype = self.book.question(step_id).type
+            return {"checklist": "reask_checklist", "amount": "reask_amount", "free_text": "reask_free_text",
+                    "yes_no": "reask_yes_no", "yes_no_unknown": "reask_yes_no"}[qtype]
+        return "reask_choice" if step_id != "employer_code" else "employer_code_invalid"
+
+    def _reask_answer(self) -> None:
+        text_id = self._reask_text_id()
+        if text_id == "reask_amount":
+            self.reask(text_id, example=self.t("amount_example"))
+        else:
+            self.reask(text_id)
+
+    # ----- commands ----------------------------------------------------------------------------------
+    def _command(self, command: str) -> None:
+        step_id = self.s.step or "menu"
+        if command == "help":
+            self.reask("help")
+        elif command == "stop":
+            self.s.paused = True
+            self.effect("opt_out", value=True)
+            self.say(self.t("stopped"))
+        elif command == "talk_to_person":
+            self._handoff("normal", "asked")
+            self.say(self.t("handoff_recorded"))
+            self.reask()
+        elif command == "menu":
+            if step_id != "menu":
+                self.s.return_to = step_id if step_id in ORDER else self.s.return_to
+            self.s.paused = False
+            self.ask("menu")
+        elif command == "change_language":
+            if step_id not in ("language",):
+                self.s.return_to = step_id
+            self.ask("language")
+        elif command == "back":
+            if step_id not in ORDER:
+                self.reask()
+            elif not self.s.history:
+                self.reask("at_first_question")
+            else:
+                self.ask(self.s.history.pop())
+        elif command == "skip":
+            self._skip(step_id)
+
+    def _skip(self, step_id: str) -> None:
+        if step_id == "consent":
+            self.reask("cannot_skip")
+        elif step_id == "language":
+            self._set_language(self.s.language)
+            self._after_language()
+        elif step_id == "counsellor_offer":
+            self._answer(text=None, choice_ids=["no"])
+        elif step_id in OPTIONAL_ONBOARDING:
+            self.effect("profile", **{step_id: None})
+            self._advance(step_id)
+        elif step_id in SHEET:
+            self._record(step_id, "skipped", "")
+            self._advance(step_id)
+        else:
+            self.reask()
+
+    # ----- answers -----------------------------------------------------------------------------------
+    def _answer(self, text: str | None, choice_ids: list[str]) -> None:
+        step_id = self.s.step or ""
+        handler = {
+            "language": self._answer_language, "consent": self._answer_consent,
+            "employer_code": self._answer_employer_code, "residence_status": self._answer_residence,
+            "prefecture": self._answer_prefecture, "menu": self._answer_menu,
+            "counsellor_offer": self._answer_counsellor_offer,
+        }.get(step_id)
+        if handler:
+            handler(text, choice_ids)
+            return
+        if step_id in SHEET:
+            q = self.book.question(step_id)
+            {"checklist": self._answer_checklist, "amount": self._answer_amount, "free_text": self._answer_free_text,
+             "yes_no": self._answer_yes_no, "yes_no_unknown": self._answer_yes_no}[q.type](q, text, choice_ids)
+            return
+        self.ask("menu")
+
+    def _pick(self, text: str | None, choice_ids: list[str], options: list[Option]) -> str | None:
+        """The id of the one option chosen by button, by number or by its label."""
+        ids = [o.id for o in options]
+        if choice_ids:
+            return choice_ids[0] if len(choice_ids) == 1 and choice_ids[0] in ids else None
+        assert text is not None
+        n = parse_single_number(text, len(options))
+        if n is not None:
+            return options[n - 1].id
+        for o in options:
+            if key(text) in (key(o.label), key(o.id)):
+                return o.id
+        return None
+
+    def _answer_language(self, text: str | None, choice_ids: list[str]) -> None:
+        options = [Option(id=c, label=LANGUAGE_NAMES[c]) for c in LANGUAGES]
+        chosen = self._pick(text, choice_ids, options)
+        if chosen is None and text:
+            for code, aliases in LANGUAGE_ALIASES.items():
+                if matches_any(text, [*aliases, code]):
+                    chosen = code
+        if chosen is None and self.detected_language in LANGUAGES:
+            chosen = self.detected_language  # they wrote to us in it: that is their choice
+        if chosen is None:
+            self._reask_answer()
+            return
+        self._set_language(chosen)
+        self._after_language()
+
+    def _set_language(self, lang: str) -> None:
+        if lang != self.s.language:
+            self.effect("profile", language=lang)
+        self.s.language = lang
+        self.s.language_confirmed = True
+
+    def _after_language(self) -> None:
+        self.say(self.t("language_set"))
+        if self.s.return_to and self.s.return_to != "language":
+            target, self.s.return_to = self.s.return_to, None
+            self.ask(target)
+        else:
+            self._advance("language")
+
+    def _answer_consent(self, text: str | None, choice_ids: list[str]) -> None:
+        chosen = self._pick(text, choice_ids, [Option(id="agree", label=""), Option(id="decline", label="")])
+        if chosen is None and text:
+            chosen = {"agree": "agree", "yes": "agree", "decline": "decline", "no": "decline"}.get(
+                self.intent_of(text, ("agree", "decline")) or self.intent_of(text, ("yes", "no")) or "")
+        if chosen is None:
+            self._reask_answer()
+            return
+        self.s.consent = chosen == "agree"
+        self.effect("profile", consent=self.s.consent)
+        if self.s.consent:
+            self._advance("consent")
+        else:
+            self.say(self.t("consent_declined"))
+            self.s.return_to = None
+            self.ask("menu")
+
+    def _answer_employer_code(self, text: str | None, choice_ids: list[str]) -> None:
+        if choice_ids:
+            self._skip("employer_code") if choice_ids == ["skip"] else self._reask_answer()
+            return
+        assert text is not None
+        if parse_single_number(text, 1) == 1:  # the numbered "Skip"
+            self._skip("employer_code")
+            return
+        code = clean(text).upper()
+        if not EMPLOYER_CODE.fullmatch(code):
+            self._reask_answer()
+            return
+        self.effect("profile", employer_code=code)
+        self._advance("employer_code")
+
+    def _answer_residence(self, text: str | None, choice_ids: list[str]) -> None:
+        options = [Option(id=r.id, label=r.label(self.lang)) for r in self.book.residence_statuses]
+        chosen = self._pick(text, choice_ids, [*options, Option(id="skip", label=self.t("option_skip"))])
+        if chosen is None and text:
+            for r in self.book.residence_statuses:
+                if matches_any(text, list(r.label.values())):
+                    chosen = r.id
+        if chosen is None:
+            self._reask_answer()
+        elif chosen == "skip":
+            self._skip("residence_status")
+        else:
+            self.effect("profile", residence_status=chosen)
+            self._advance("residence_status")
+
+    def _answer_prefecture(self, text: str | None, choice_ids: list[str]) -> None:
+        options = [Option(id=p.id, label=p.label(self.lang)) for p in self.book.prefectures]
+        chosen = self._pick(text, choice_ids, [*options, Option(id="skip", label=self.t("option_skip"))])
+        if chosen is None and text:
+            k = key(text).replace("-", "").replace(" ", "")
+            for p in self.book.prefectures:
+                names = {p.ja, p.ja.rstrip("都府県"), p.latin.casefold(), p.latin.casefold() + "ken",
+                         p.latin.casefold() + "prefecture"}
+                if k in {n.casefold() for n in names}:
+                    chosen = p.id
+        if chosen is None:
+            self._reask_answer()
+        elif chosen == "skip":
+            self._skip("prefecture")
+        else:
+            self.effect("profile", prefecture=chosen)
+            self._advance("prefecture")
+
+    def _answer_checklist(self, q: Question, text: str | None, choice_ids: list[str]) -> None:
+        item_ids = [i.id for i in q.items]
+        if choice_ids:
+            if choice_ids == ["none"]:
+                picked: list[str] | None = []
+            elif all(c in item_ids for c in choice_ids):
+                picked = [i for i in item_ids if i in choice_ids]
+            else:
+                picked = None
+        else:
+            assert text is not None
+            if self.intent_of(text, ("none",)) == "none":
+                picked = []
+            else:
+                positions = parse_selection(text, len(item_ids) + 1, item_ids)
+                if positions is None:
+                    looks_numeric = bool(re.fullmatch(r"[\d\s,，、;/.\-]+", clean(text)))
+                    if looks_numeric:
+                        self.reask("reask_checklist_range", max=len(item_ids) + 1)
+                    else:
+                        self._reask_answer()
+                    return
+                none_pos = len(item_ids) + 1
+                if none_pos in positions and len(positions) > 1:
+                    self._reask_answer()  # "nothing applies" together with items: ask what was meant
+                    return
+                picked = [item_ids[p - 1] for p in sorted(positions) if p != none_pos]
+        if picked is None:
+            self._reask_answer()
+            return
+        self._record(q.id, picked, text or ",".join(choice_ids))
+        self._advance(q.id)
+
+    def _answer_amount(self, q: Question, text: str | None, choice_ids: list[str]) -> None:
+        if choice_ids:
+            if choice_ids == ["unknown"]:
+                self._record(q.id, "unknown", "unknown")
+                self.say(self.t("amount_unknown"))
+                self._advance(q.id)
+            else:
+                self._reask_answer()
+            return
+        assert text is not None
+        if self.intent_of(text, ("none",)) == "none":
+            self._record(q.id, {"value": 0, "currency": None, "jpy": 0}, text)
+            self.say(self.t("amount_none"))
+            self._advance(q.id)
+            return
+        if self.intent_of(text, ("unknown",)) == "unknown":
+            self._record(q.id, "unknown", text)
+            self.say(self.t("amount_unknown"))
+            self._advance(q.id)
+            return
+        amount = self.amounts.parse(text, self.lang)
+        if amount is None:
+            self._reask_answer()
+            return
+        self._record(q.id, _amount_answer(amount), text)
+        if amount.value == 0:
+            self.say(self.t("amount_none"))
+        elif amount.currency == "JPY":
+            self.say(self.t("amount_understood", amount=f"{self.number(amount.jpy)} JPY"))
+        else:
+            self.say(self.t("amount_understood_jpy", amount=f"{self.number(amount.value)} {amount.currency}",
+                            jpy=self.number(amount.jpy)))
+        self._advance(q.id)
+
+    def _answer_free_text(self, q: Question, text: str | None, choice_ids: list[str]) -> None:
+        if choice_ids:
+            self._skip(q.id) if choice_ids == ["skip"] else self._reask_answer()
+            return
+        assert text is not None
+        if parse_single_number(text, 1) == 1:  # the numbered "Skip"
+            self._skip(q.id)
+            return
+        if len(text) > q.max_chars:
+            self.reask("reask_too_long", max=q.max_chars)
+            return
+        self._record(q.id, text, text)
+        self._advance(q.id)
+
+    def _answer_yes_no(self, q: Question, text: str | None, choice_ids: list[str]) -> None:
+        options = self._yes_no_options(q.type == "yes_no_unknown")
+        chosen = self._pick(text, choice_ids, options)
+        if chosen is None and text:
+            intents = ("yes", "no", "unknown") if q.type == "yes_no_unknown" else ("yes", "no")
+            chosen = self.intent_of(text, intents)
+        if chosen is None:
+            self._reask_answer()
+            return
+        self._record(q.id, chosen, text or chosen)
+        self._advance(q.id)
+
+    def _answer_menu(self, text: str | None, choice_ids: list[str]) -> None:
+        chosen = self._pick(text, choice_ids, self._menu_options())
+        if chosen is None and text and self.intent_of(text, ("yes",)) == "yes" and self.s.return_to:
+            chosen = "continue"
+        if chosen is None:
+            self._reask_answer()
+            return
+        if chosen == "continue":
+            target, self.s.return_to = self.s.return_to, None
+            self.ask(target if target in ORDER else self._first_open_question())
+        elif chosen in ("start", "restart"):
+            self._start_sheet(restart=chosen == "restart")
+        elif chosen == "talk":
+            self._command("talk_to_person")
+        elif chosen == "language":
+            self.ask("language")
+        elif chosen == "help":
+            self.reask("help")
+
+    def _answer_counsellor_offer(self, text: str | None, choice_ids: list[str]) -> None:
+        chosen = self._pick(text, choice_ids, self._yes_no_options(False))
+        if chosen is None and text:
+            chosen = self.intent_of(text, ("yes", "no"))
+        if chosen is None:
+            self._reask_answer()
+            return
+        if chosen == "yes":
+            self._handoff("critical", "critical_result")
+            self.say(self.t("handoff_recorded"))
+        else:
+            self.say(self.t("counsellor_declined", helplines=self.book.helpline_text(self.lang)))
+        self._after_result_menu()
+
+    # ----- moving through the sheet ------------------------------------------------------------------
+    def _record(self, qid: str, value: Any, raw: str) -> None:
+        if qid in SHEET:
+            self.s.answers[qid] = value
+            self.s.raw_answers[qid] = raw
+            self.effect("answer", question=qid, value=value, raw=raw)
+
+    def _first_open_question(self) -> str:
+        for qid in SHEET:
+            if qid not in self.s.answers:
+                return qid
+        return "Q13"
+
+    def _advance(self, current: str) -> None:
+        if current in ORDER:
+            self.s.history.append(current)
+        nxt = self._next_step(current)
+        if nxt is None:
+            self._finish_sheet()
+            return
+        intro: list[str] = []
+        if nxt == "Q1":
+            if not self.s.sheet_in_progress:
+                self.s.sheet_in_progress = True
+                self.effect("sheet_started")
+            intro = [self.t("sheet_intro"), self.t("section_before")]
+        elif nxt == "Q3":
+            intro = [self.t("section_after")]
+        elif nxt == "Q13":
+            intro = [self.t("section_response")]
+        if nxt == "Q1" and current != "prefecture" and current not in ONBOARDING:
+            intro = [self.t("section_before")]
+        self.ask(nxt, intro)
+
+    def _next_step(self, current: str) -> str | None:
+        idx = ORDER.index(current)
+        for candidate in ORDER[idx + 1:]:
+            if candidate == "consent" and self.s.consent:
+                continue
+            if candidate in OPTIONAL_ONBOARDING and self.s.onboarded:
+                continue
+            if candidate == "Q1":
+                self.s.onboarded = True
+            return candidate
+        return None
+
+    def _start_sheet(self, restart: bool) -> None:
+        if not self.s.consent:
+            self.say(self.t("consent_needed"))
+            self.ask("consent")
+            return
+        if self.s.sheet_in_progress and restart:
+            self.effect("sheet_abandoned")
+        self.s.sheet_in_progress = True
+        self.s.answers, self.s.raw_answers, self.s.history, self.s.return_to = {}, {}, [], None
+        self.effect("sheet_started")
+        self.ask("Q1", [self.t("sheet_intro"), self.t("section_before")])
+
+    def _finish_sheet(self) -> None:
+        result = score(self.book, self.s.answers)
+        self.out.append(self._result_message(result))
+        self.effect("sheet_completed", level=result.level, indicators=result.indicator_ids,
+                    findings=[f.model_dump() for f in result.findings], answers=dict(self.s.answers),
+                    completed_at=self.now.isoformat())
+        self.s.sheet_in_progress = False
+        self.s.sheets_completed += 1
+        self.s.last_level = result.level
+        self.s.history = []
+        if result.handoff_requested:
+            self._handoff("critical" if result.level == "critical" else "normal", "q13_yes",
+                          level=result.level, indicators=result.indicator_ids)
+            self.say(self.t("handoff_recorded"))
+            self._after_result_menu()
+        elif result.level == "critical":
+            self.ask("counsellor_offer")
+        else:
+            self._after_result_menu()
+
+    def _after_result_menu(self) -> None:
+        self.s.return_to = None
+        self.say(self.t("after_result"))
+        self.ask("menu")
+
+    def _result_message(self, result: Score) -> Outbound:
+        lines = [self.t("result_title"), self.t(f"result_level_{result.level}")]
+        if result.findings:
+            lines.append(self.t("result_found"))
+            for f in result.findings:
+                indicator = self.book.indicators[f.indicator](self.lang)
+                lines.append(f"• {indicator}: {self._finding_text(f.id)}")
+        lines.append(self.t(f"next_{result.level}"))
+        lines.append(self.t("result_saved"))
+        return Outbound(kind=OutboundKind.RESULT, text="\n\n".join(lines), level=result.level,
+                        indicators=result.indicator_ids, language=self.lang)
+
+    def _finding_text(self, finding_id: str) -> str:
+        if finding_id.startswith("Q"):
+            q = self.book.question(finding_id)
+            if q.type == "amount":
+                answer = self.s.answers.get(q.id) or {}
+                shown = f"{self.number(answer.get('value', 0))} {answer.get('currency') or ''}".strip()
+                if answer.get("currency") not in (None, "JPY"):
+                    shown += f" (≈ {self.number(answer.get('jpy', 0))} JPY)"
+                return self.t("result_fee", amount=shown)
+            answer_label = self.t(f"option_{self.s.answers.get(q.id)}")
+            return f"{q.text(self.lang)} → {answer_label}"
+        for q in self.book.questions:
+            for item in q.items:
+                if item.id == finding_id:
+                    return item.text(self.lang)
+        return finding_id
+
+    # ----- help ----------------------------------------------------------------------------------------
+    def _handoff(self, priority: str, reason: str, **extra: Any) -> None:
+        self.effect("handoff", priority=priority, reason=reason, language=self.lang, **extra)
+
+    def _danger(self) -> None:
+        self._handoff("urgent", "danger_words")
+        self.say(self.t("danger", helplines=self.book.helpline_text(self.lang)))
+
+
+def _amount_answer(amount: Amount) -> dict[str, Any]:
+    return {"value": amount.value, "currency": amount.currency, "jpy": amount.jpy,
+            "currency_assumed": amount.currency_assumed, "rate_date": amount.rate_date}

@@ -1,0 +1,69 @@
+"""What flows between channels and the engine: plain data, no behaviour, no imports of ours."""
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class InboundKind(StrEnum):
+    TEXT = "text"
+    CHOICE = "choice"  # a button, postback or callback: carries option ids
+    FOLLOW = "follow"  # the worker opened or (re)joined the conversation
+    UNFOLLOW = "unfollow"  # the worker blocked or left: we must stop writing
+    LOCATION = "location"
+    MEDIA = "media"  # image, sticker, audio, file
+
+
+class InboundEvent(BaseModel):
+    kind: InboundKind
+    text: str = ""
+    choice_ids: list[str] = Field(default_factory=list)
+    # A language the channel tells us about (profile locale, `--lang`, the web page's picker).
+    language_hint: str | None = None
+    # True when the worker chose that language themselves, so we need not ask.
+    language_chosen: bool = False
+    # Filled by the service from the NLU before the engine sees the event.
+    detected_language: str | None = None
+
+
+class OutboundKind(StrEnum):
+    TEXT = "text"
+    CHOICE = "choice"  # pick exactly one option
+    MULTISELECT = "multiselect"  # a checklist: pick any number, or "none"
+    QUESTION = "question"  # asks for typed input (amount, free text, code), options are shortcuts
+    LINK = "link"
+    RESULT = "result"
+
+
+class Option(BaseModel):
+    id: str
+    label: str
+
+
+class Outbound(BaseModel):
+    kind: OutboundKind
+    text: str
+    question: str | None = None  # Q1..Q13 or an onboarding step id, when this asks something
+    options: list[Option] = Field(default_factory=list)
+    url: str | None = None
+    level: str | None = None
+    indicators: list[str] = Field(default_factory=list)
+    language: str | None = None
+    submit_label: str | None = None  # the "Done" of a checklist, for channels that show toggles
+
+    def as_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"kind": self.kind.value, "text": self.text, "language": self.language}
+        if self.question:
+            data["question"] = self.question
+        if self.options:
+            data["options"] = [o.model_dump() for o in self.options]
+        if self.submit_label:
+            data["submit_label"] = self.submit_label
+        if self.url:
+            data["url"] = self.url
+        if self.kind is OutboundKind.RESULT:
+            data["level"] = self.level
+            data["indicators"] = self.indicators
+        return data

@@ -1,0 +1,104 @@
+"""The tables. Message bodies and answers are what workers told us in confidence: nothing here is logged."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class Worker(SQLModel, table=True):
+    __tablename__ = "worker"
+    __table_args__ = (UniqueConstraint("channel", "channel_user_id", name="uq_worker_channel_user"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=32, index=True)
+    channel_user_id: str = Field(max_length=128)
+    language: str = Field(default="en", max_length=8)
+    consent: bool | None = None
+    consent_at: datetime | None = None
+    employer_code: str | None = Field(default=None, max_length=32, index=True)
+    residence_status: str | None = Field(default=None, max_length=64)
+    prefecture: str | None = Field(default=None, max_length=8)
+    reachable: bool = True
+    opted_out: bool = False
+    created_at: datetime
+    last_active_at: datetime
+
+
+class ConversationStateRow(SQLModel, table=True):
+    __tablename__ = "conversation_state"
+
+    worker_id: int = Field(foreign_key="worker.id", primary_key=True)
+    state: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    version: int = 0  # bumped on every save: a stale writer is detected instead of silently overwriting
+    updated_at: datetime
+
+
+class Message(SQLModel, table=True):
+    __tablename__ = "message"
+    __table_args__ = (UniqueConstraint("channel", "provider_event_id", name="uq_message_provider_event"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    worker_id: int = Field(foreign_key="worker.id", index=True)
+    channel: str = Field(max_length=32)
+    direction: str = Field(max_length=3)  # "in" or "out"
+    kind: str = Field(max_length=16)
+    text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    question: str | None = Field(default=None, max_length=32)
+    provider_event_id: str | None = Field(default=None, max_length=128)
+    created_at: datetime = Field(index=True)
+    delivered_at: datetime | None = None
+
+
+class DiagnosisSession(SQLModel, table=True):
+    __tablename__ = "diagnosis_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    worker_id: int = Field(foreign_key="worker.id", index=True)
+    status: str = Field(default="in_progress", max_length=16)  # in_progress, completed, abandoned
+    employer_code: str | None = Field(default=None, max_length=32, index=True)
+    started_at: datetime
+    completed_at: datetime | None = None
+
+
+class Answer(SQLModel, table=True):
+    __tablename__ = "answer"
+    __table_args__ = (UniqueConstraint("session_id", "question_id", name="uq_answer_session_question"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: int = Field(foreign_key="diagnosis_session.id", index=True)
+    question_id: str = Field(max_length=8)
+    value: Any = Field(sa_column=Column(JSON, nullable=True))
+    raw_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    answered_at: datetime
+
+
+class DiagnosisResult(SQLModel, table=True):
+    __tablename__ = "diagnosis_result"
+
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: int = Field(foreign_key="diagnosis_session.id", unique=True)
+    worker_id: int = Field(foreign_key="worker.id", index=True)
+    employer_code: str | None = Field(default=None, max_length=32, index=True)
+    level: str = Field(max_length=16)
+    indicators: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    findings: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    fee_jpy: int | None = None
+    created_at: datetime = Field(index=True)
+
+
+class HandoffRequest(SQLModel, table=True):
+    __tablename__ = "handoff_request"
+
+    id: int | None = Field(default=None, primary_key=True)
+    worker_id: int = Field(foreign_key="worker.id", index=True)
+    priority: str = Field(max_length=16)  # urgent, critical, normal
+    reason: str = Field(max_length=32)
+    status: str = Field(default="waiting", max_length=16)
+    language: str = Field(max_length=8)
+    channel: str = Field(max_length=32)
+    summary: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(index=True)

@@ -1,0 +1,162 @@
+"""Nothing a worker tells the bot is lost: every message, answer, result and request for help is stored, on
+SQLite and on PostgreSQL alike, and a new process picks the conversation up where it was."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlmodel import select
+
+from bot.messages import InboundEvent, InboundKind
+from bot.service import ConversationService
+from bot.store.models import Answer, DiagnosisResult, DiagnosisSession, HandoffRequest, Message, Worker
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+def text(service: ConversationService, user: str, body: str) -> list:
+    return service.handle("web", user, InboundEvent(kind=InboundKind.TEXT, text=body))
+
+
+def press(service: ConversationService, user: str, *ids: str) -> list:
+    return service.handle("web", user, InboundEvent(kind=InboundKind.CHOICE, choice_ids=list(ids)))
+
+
+def open_chat(service: ConversationService, user: str, lang: str = "en") -> None:
+    service.handle("web", user, InboundEvent(kind=InboundKind.FOLLOW, language_hint=lang, language_chosen=True))
+    press(service, user, "agree")
+    text(service, user, "ACME-01")
+    press(service, user, "technical_intern_2")
+    text(service, user, "Aichi")
+
+
+def test_a_completed_sheet_is_stored_with_its_answers_and_result(database, book):
+    service = ConversationService(database, book, clock=Clock())
+    open_chat(service, "w1", "vi")
+    text(service, "w1", "4")  # Q1 1.4
+    text(service, "w1", "80 triệu")
+    press(service, "w1", "3.4", "3.9")
+    for _ in range(7):
+        press(service, "w1", "yes")
+    press(service, "w1", "none")
+    text(service, "w1", "Quản lý giữ hộ chiếu của tôi")
+    press(service, "w1", "yes")  # Q13: wants to consult
+
+    with database.session() as s:
+        worker = s.exec(select(Worker)).one()
+        assert (worker.language, worker.consent, worker.employer_code, worker.residence_status, worker.prefecture) \
+            == ("vi", True, "ACME-01", "technical_intern_2", "23")
+        sheet = s.exec(select(DiagnosisSession)).one()
+        assert sheet.status == "completed" and sheet.employer_code == "ACME-01"
+        answers = {a.question_id: a for a in s.exec(select(Answer)).all()}
+        assert set(answers) == {f"Q{i}" for i in range(1, 14)}
+        assert answers["Q2"].raw_text == "80 triệu" and answers["Q2"].value["currency"] == "VND"
+        assert answers["Q12"].value == "Quản lý giữ hộ chiếu của tôi"
+        result = s.exec(select(DiagnosisResult)).one()
+        assert result.level == "critical" and {"1.4", "3.4", "3.9", "Q2"} <= set(result.indicators)
+        assert result.fee_jpy == round(80_000_000 * book.currencies.by_code("VND").jpy_per_unit)
+        handoff = s.exec(select(HandoffRequest)).one()
+        assert (handoff.priority, handoff.reason, handoff.language, handoff.status) == \
+            ("critical", "q13_yes", "vi", "waiting")
+        assert handoff.summary["level"] == "critical"
+        messages = s.exec(select(Message)).all()
+        assert any(m.direction == "in" and m.text == "80 triệu" for m in messages)
+        assert any(m.direction == "out" and m.kind == "result" for m in messages)
+
+
+def test_a_new_process_resumes_at_the_next_question_with_earlier_answers_kept(database, book):
+    first = ConversationService(database, book, clock=Clock())
+    open_chat(first, "w2")
+    press(first, "w2", "none")
+    text(first, "w2", "$1,000")
+    press(first, "w2", "3.2")
+    for _ in range(3):  # Q4..Q6
+        press(first, "w2", "yes")
+    del first  # the process dies here
+
+    second = ConversationService(database, book, clock=Clock())
+    reopened = second.handle("web", "w2", InboundEvent(kind=InboundKind.FOLLOW))
+    assert reopened[-1].question == "Q7"
+    press(second, "w2", "yes")
+    assert [o.question for o in press(second, "w2", "yes") if o.question] == ["Q9"]
+    with database.session() as s:
+        kept = {a.question_id for a in s.exec(select(Answer)).all()}
+    assert kept == {f"Q{i}" for i in range(1, 9)}
+
+
+def test_a_redelivered_provider_event_is_handled_once(database, book):
+    service = ConversationService(database, book, clock=Clock())
+    event = InboundEvent(kind=InboundKind.TEXT, text="hello")
+    assert service.handle("line", "U1", event, provider_event_id="evt-1")
+    assert service.handle("line", "U1", event, provider_event_id="evt-1") == []
+    with database.session() as s:
+        assert len(s.exec(select(Message).where(Message.direction == "in")).all()) == 1
+
+
+def test_stop_opts_out_and_a_new_message_opts_back_in(database, book):
+    service = ConversationService(database, book, clock=Clock())
+    open_chat(service, "w3")
+    text(service, "w3", "stop")
+    with database.session() as s:
+        assert s.exec(select(Worker)).one().opted_out is True
+    text(service, "w3", "hi again")
+    with database.session() as s:
+        assert s.exec(select(Worker)).one().opted_out is False
+
+
+def test_unfollow_marks_the_worker_unreachable(database, book):
+    service = ConversationService(database, book, clock=Clock())
+    open_chat(service, "w4")
+    assert service.handle("web", "w4", InboundEvent(kind=InboundKind.UNFOLLOW)) == []
+    with database.session() as s:
+        assert s.exec(select(Worker)).one().reachable is False
+
+
+def test_a_failing_step_leaves_nothing_half_written(database, book, monkeypatch):
+    service = ConversationService(database, book, clock=Clock())
+    open_chat(service, "w5")
+    with database.session() as s:
+        before = len(s.exec(select(Message)).all())
+
+    import bot.service
+
+    def broken_step(*_args, **_kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(bot.service, "step", broken_step)
+    try:
+        text(service, "w5", "1")
+    except RuntimeError:
+        pass
+    monkeypatch.undo()
+    with database.session() as s:
+        assert len(s.exec(select(Message)).all()) == before, "the inbound message was rolled back with the step"
+    assert text(service, "w5", "1")[-1].question == "Q2", "and the same message works when sent again"
+
+
+def test_danger_words_open_one_urgent_case(database, book):
+    service = ConversationService(database, book, clock=Clock())
+    open_chat(service, "w6", "es")
+    text(service, "w6", book.keywords["danger"]["es"][0])
+    text(service, "w6", "persona")
+    with database.session() as s:
+        cases = s.exec(select(HandoffRequest)).all()
+    assert len(cases) == 1 and cases[0].priority == "urgent"
+    assert cases[0].summary["reasons"] == ["danger_words", "asked"]
+
+
+def test_the_default_sqlite_database_runs_in_wal_mode(tmp_path):
+    from sqlalchemy import text as sql
+
+    from bot.store.db import Database
+
+    db = Database(f"sqlite:///{tmp_path / 'wal.db'}")
+    db.migrate()
+    with db.engine.connect() as conn:
+        assert conn.execute(sql("PRAGMA journal_mode")).scalar() == "wal"
