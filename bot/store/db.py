@@ -14,11 +14,17 @@ from sqlmodel import Session
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
-def make_engine(url: str) -> Engine:
+def _ensure_sqlite_folder(url: str) -> None:
+    """SQLite creates the file but not its folder (./data on a fresh checkout)."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def make_engine(url: str) -> Engine:
+    _ensure_sqlite_folder(url)
+    if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -50,6 +56,7 @@ def alembic_config(url: str) -> Config:
 
 def migrate(url: str) -> None:
     """Brings the schema to the newest migration (safe to run at every start)."""
+    _ensure_sqlite_folder(url)
     command.upgrade(alembic_config(url), "head")
 
 

@@ -97,3 +97,11 @@ def test_killing_the_process_after_q6_resumes_at_q7_with_earlier_answers_kept(bo
     result = next(m for m in resumed if m["kind"] == "result")
     assert result["level"] == "critical" and "3.4" in result["indicators"], "Q3's answer survived the kill"
     assert resumed[-1]["question"] == "counsellor_offer"
+
+
+def test_migrate_creates_the_database_and_its_folder_on_a_fresh_checkout(tmp_path):
+    url = f"sqlite:///{tmp_path / 'not-yet' / 'mirai.db'}"
+    proc = mirai(["migrate"], url)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert (tmp_path / "not-yet" / "mirai.db").exists()
