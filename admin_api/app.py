@@ -1,6 +1,9 @@
 """The FastAPI application: web chat today; webhooks, inbox, campaigns and reports mount here as routers."""
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -9,9 +12,12 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from admin_api.deps import AppContext
-from admin_api.routes import webchat
+from admin_api.routes import webchat, webhooks
+from bot.channels.registry import build_channels
 from bot.flowbook import default_flowbook
-from bot.service import ConversationService
+from bot.outbox import Dispatcher, Outbox
+from bot.pipeline import InboundProcessor, InboundStore, Pipeline
+from bot.service import ConversationService, utcnow
 from bot.settings import Settings, get_settings
 from bot.store.db import get_database
 
@@ -22,10 +28,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     db = get_database(settings.database_url)
     book = default_flowbook()
-    app = FastAPI(title="Mirai", version="0.1.0",
+    channels = {name: ch for name, ch in build_channels(settings).items() if ch.enabled()}
+    outbox = Outbox(channels)
+    service = ConversationService(db, book, default_language=settings.default_language, outbox=outbox)
+    pipeline = None
+    if settings.run_workers_in_process:
+        pipeline = Pipeline(InboundProcessor(db, service, channels, outbox, utcnow),
+                            Dispatcher(db, channels, settings, utcnow))
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if pipeline is not None:
+            pipeline.start()
+        yield
+        if pipeline is not None:
+            pipeline.stop()
+
+    app = FastAPI(title="Mirai", version="0.1.0", lifespan=lifespan,
                   description="Self-diagnosis chat for migrant workers in Japan, and the tools of its counsellors.")
-    app.state.ctx = AppContext(settings=settings, db=db, book=book,
-                               service=ConversationService(db, book, default_language=settings.default_language))
+    app.state.ctx = AppContext(settings=settings, db=db, book=book, service=service, channels=channels,
+                               inbound=InboundStore(db), pipeline=pipeline)
 
     @app.exception_handler(RequestValidationError)
     async def _bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -38,5 +60,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok"}
 
     app.include_router(webchat.router)
+    app.include_router(webhooks.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -1,9 +1,11 @@
-"""Shared objects for the routers: settings, the database and the conversation service, built once per app."""
+"""Shared objects for the routers: settings, the database, the service and the pipeline, built once per app."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.channels.base import Channel
 from bot.flowbook import FlowBook
+from bot.pipeline import InboundStore, Pipeline
 from bot.service import ConversationService
 from bot.settings import Settings
 from bot.store.db import Database
@@ -15,3 +17,6 @@ class AppContext:
     db: Database
     book: FlowBook
     service: ConversationService
+    channels: dict[str, Channel]
+    inbound: InboundStore
+    pipeline: Pipeline | None

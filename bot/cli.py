@@ -54,12 +54,77 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from admin_api.app import create_app
 
+    from bot.channels.registry import build_channels
+
     settings = get_settings()
     host, port = args.host or settings.host, args.port or settings.port
     print(f"Mirai is serving the web chat at http://{host}:{port}/ (database: {_safe_url(settings.database_url)})",
           flush=True)
+    for name, channel in build_channels(settings).items():
+        if channel.enabled():
+            print(f"  {name}: on, webhook at http://{host}:{port}/webhooks/{name}", flush=True)
+        else:
+            print(f"  {name}: off (no credentials; its webhook answers 404)", flush=True)
     uvicorn.run(create_app(), host=host, port=port, log_level=settings.log_level.lower())
     return 0
+
+
+def cmd_dispatch(args: argparse.Namespace) -> int:
+    """Runs the background pipeline alone: steps stored webhook events and sends the outbox."""
+    import asyncio
+
+    from bot.channels.registry import build_channels
+    from bot.outbox import Dispatcher, Outbox
+    from bot.pipeline import InboundProcessor
+    from bot.service import ConversationService, utcnow
+    from bot.store.db import get_database
+
+    settings = get_settings()
+    db = get_database(settings.database_url)
+    channels = {n: c for n, c in build_channels(settings).items() if c.enabled()}
+    outbox = Outbox(channels)
+    service = ConversationService(db, default_language=settings.default_language, outbox=outbox)
+    processor = InboundProcessor(db, service, channels, outbox, utcnow)
+    dispatcher = Dispatcher(db, channels, settings, utcnow)
+
+    async def run() -> None:
+        try:
+            while True:
+                done = await processor.run_once() + await dispatcher.run_once()
+                if not done:
+                    if args.until_empty and not dispatcher.pending_count():
+                        return
+                    await asyncio.sleep(0.05)
+        finally:
+            await dispatcher.close()
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_channels_setup(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from bot.channels.telegram import TelegramChannel
+
+    settings = get_settings()
+    if args.channel != "telegram":
+        print(f"{args.channel}: register the webhook URL in the provider's console: {args.url}")
+        return 0
+    channel = TelegramChannel(settings)
+    if not channel.enabled():
+        print("telegram is off: set TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET first", file=sys.stderr)
+        return 2
+
+    async def setup() -> bool:
+        try:
+            return await channel.set_webhook(args.url)
+        finally:
+            await channel.close()
+
+    ok = asyncio.run(setup())
+    print(f"telegram webhook {'registered' if ok else 'NOT registered'}: {args.url}")
+    return 0 if ok else 1
 
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
@@ -94,6 +159,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.set_defaults(func=cmd_serve)
+
+    dispatch = sub.add_parser("dispatch", help="step stored webhook events and send the outbox (no web server)")
+    dispatch.add_argument("--until-empty", action="store_true", help="exit when nothing is left to send")
+    dispatch.set_defaults(func=cmd_dispatch)
+
+    channels = sub.add_parser("channels", help="messaging channel setup")
+    channels_sub = channels.add_subparsers(dest="action", required=True)
+    setup = channels_sub.add_parser("setup", help="register the webhook URL with the provider")
+    setup.add_argument("channel", choices=["line", "telegram", "messenger"])
+    setup.add_argument("url")
+    setup.set_defaults(func=cmd_channels_setup)
 
     mig = sub.add_parser("migrate", help="create or upgrade the database schema")
     mig.set_defaults(func=cmd_migrate)

@@ -6,9 +6,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlmodel import Session
+
 from bot.engine import ConversationState, Effect, step
 from bot.flowbook import FlowBook, default_flowbook
 from bot.messages import InboundEvent, InboundKind, Outbound
+from bot.outbox import Outbox
 from bot.store.db import Database
 from bot.store.models import Worker
 from bot.store.repository import ConversationRepository
@@ -23,39 +26,51 @@ def utcnow() -> datetime:
 
 class ConversationService:
     def __init__(self, db: Database, book: FlowBook | None = None, clock: Clock = utcnow,
-                 default_language: str = "en") -> None:
+                 default_language: str = "en", outbox: Outbox | None = None) -> None:
         self.db = db
         self.book = book or default_flowbook()
         self.clock = clock
         self.default_language = default_language
+        self.outbox = outbox
 
     def handle(self, channel: str, channel_user_id: str, event: InboundEvent,
                provider_event_id: str | None = None) -> list[Outbound]:
         """Steps the conversation once. A repeated provider event id is answered with nothing."""
-        now = self.clock()
         with self.db.session() as session:
-            repo = ConversationRepository(session)
-            if provider_event_id and repo.already_received(channel, provider_event_id):
-                return []
-            worker = repo.worker_for_update(channel, channel_user_id, event.language_hint or self.default_language,
-                                            now)
-            stored = repo.load_state(worker.id)  # type: ignore[arg-type]
-            state = (ConversationState.model_validate(stored) if stored
-                     else ConversationState(language=worker.language))
-            if event.kind is InboundKind.TEXT and not state.language_confirmed and not event.detected_language:
-                event = event.model_copy(update={"detected_language": detect_language(event.text)})
-            repo.add_inbound(worker, event.kind.value, event.text or ",".join(event.choice_ids),
-                             _inbound_payload(event), state.step, provider_event_id, now)
-            result = step(state, event, now, self.book)
-            repo.save_state(worker.id, result.state.model_dump(mode="json"), now)  # type: ignore[arg-type]
-            for out in result.outbound:
-                repo.add_outbound(worker, out, now)
-            for effect in result.effects:
-                self._apply(repo, worker, effect, result.state, now)
-            worker.last_active_at = now
-            if event.kind is not InboundKind.UNFOLLOW:
-                worker.reachable = True  # they wrote to us, so we may write back
-            session.add(worker)
+            return self.handle_in(session, channel, channel_user_id, event, provider_event_id)
+
+    def handle_in(self, session: Session, channel: str, channel_user_id: str, event: InboundEvent,
+                  provider_event_id: str | None = None, *, reply_token: str | None = None,
+                  reply_token_expires_at: datetime | None = None) -> list[Outbound]:
+        """The same, inside the caller's transaction (so that the caller's own bookkeeping commits with it).
+        For a messaging channel the replies also become outbox rows, in this same transaction."""
+        now = self.clock()
+        repo = ConversationRepository(session)
+        if provider_event_id and repo.already_received(channel, provider_event_id):
+            return []
+        worker = repo.worker_for_update(channel, channel_user_id, event.language_hint or self.default_language,
+                                        now)
+        stored = repo.load_state(worker.id)  # type: ignore[arg-type]
+        state = (ConversationState.model_validate(stored) if stored
+                 else ConversationState(language=worker.language))
+        if event.kind is InboundKind.TEXT and not state.language_confirmed and not event.detected_language:
+            event = event.model_copy(update={"detected_language": detect_language(event.text)})
+        repo.add_inbound(worker, event.kind.value, event.text or ",".join(event.choice_ids),
+                         _inbound_payload(event), state.step, provider_event_id, now)
+        result = step(state, event, now, self.book)
+        repo.save_state(worker.id, result.state.model_dump(mode="json"), now)  # type: ignore[arg-type]
+        for out in result.outbound:
+            repo.add_outbound(worker, out, now)
+        for effect in result.effects:
+            self._apply(repo, worker, effect, result.state, now)
+        worker.last_active_at = now
+        if event.kind is not InboundKind.UNFOLLOW:
+            worker.reachable = True  # they wrote to us, so we may write back
+            worker.last_inbound_at = now
+        session.add(worker)
+        if self.outbox is not None:
+            self.outbox.enqueue(session, worker, result.outbound, now, reply_token=reply_token,
+                                reply_token_expires_at=reply_token_expires_at)
         return result.outbound
 
     def _apply(self, repo: ConversationRepository, worker: Worker, effect: Effect, state: ConversationState,

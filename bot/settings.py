@@ -23,6 +23,27 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Tokyo"
     log_level: str = "INFO"
 
+    # LINE Messaging API: the channel is off until both secrets are set.
+    line_channel_secret: str = ""
+    line_channel_access_token: str = ""
+    line_api_base_url: str = "https://api.line.me"
+    # Telegram Bot API: off until the token is set; the secret is checked on every webhook.
+    telegram_bot_token: str = ""
+    telegram_webhook_secret: str = ""
+    telegram_api_base_url: str = "https://api.telegram.org/bot"
+    # Facebook Messenger (Graph API Send API).
+    messenger_app_secret: str = ""
+    messenger_verify_token: str = ""
+    messenger_page_access_token: str = ""
+    messenger_api_base_url: str = "https://graph.facebook.com/v21.0"
+
+    # The durable outbox: how sends are retried.
+    outbox_retry_base_seconds: float = 1.0
+    outbox_retry_max_seconds: float = 300.0
+    outbox_max_attempts: int = 10
+    # Run the inbound processor and the outbox dispatcher inside `mirai serve`.
+    run_workers_in_process: bool = True
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -25,6 +25,7 @@ class Worker(SQLModel, table=True):
     opted_out: bool = False
     created_at: datetime
     last_active_at: datetime
+    last_inbound_at: datetime | None = None  # Messenger lets us write freely only 24 h after this
 
 
 class ConversationStateRow(SQLModel, table=True):
@@ -102,3 +103,45 @@ class HandoffRequest(SQLModel, table=True):
     channel: str = Field(max_length=32)
     summary: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(index=True)
+
+
+class InboundQueue(SQLModel, table=True):
+    """Webhook events as received, stored before the provider gets its 200, stepped afterwards in order."""
+
+    __tablename__ = "inbound_queue"
+    __table_args__ = (UniqueConstraint("channel", "provider_event_id", name="uq_inbound_provider_event"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=32)
+    channel_user_id: str = Field(max_length=128, index=True)
+    provider_event_id: str = Field(max_length=128)
+    event: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))  # an InboundEvent, or local calls
+    reply_token: str | None = Field(default=None, max_length=256)
+    reply_token_expires_at: datetime | None = None
+    status: str = Field(default="pending", max_length=16, index=True)  # pending, done, failed
+    error: str | None = Field(default=None, max_length=500)
+    received_at: datetime
+    processed_at: datetime | None = None
+
+
+class OutboxMessage(SQLModel, table=True):
+    """One call to a provider's send API. Written in the same transaction as the step that produced it;
+    sent by the dispatcher with an idempotency key, retried until sent or given up with a reason."""
+
+    __tablename__ = "outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    worker_id: int = Field(foreign_key="worker.id", index=True)
+    channel: str = Field(max_length=32)
+    recipient: str = Field(max_length=128)
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    source: str = Field(default="bot", max_length=16)  # bot, counsellor, campaign, channel
+    idempotency_key: str = Field(max_length=64, unique=True)
+    reply_token: str | None = Field(default=None, max_length=256)
+    reply_token_expires_at: datetime | None = None
+    status: str = Field(default="pending", max_length=16, index=True)  # pending, sent, failed, skipped
+    attempts: int = 0
+    next_attempt_at: datetime = Field(index=True)
+    last_error: str | None = Field(default=None, max_length=500)
+    created_at: datetime
+    sent_at: datetime | None = None

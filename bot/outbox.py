@@ -1,0 +1,192 @@
+"""The durable outbox: provider calls are rows written with the step that produced them, and a dispatcher
+sends them in order per worker, retrying with backoff and honouring rate limits, until each is sent once.
+
+Exactly once: a row is marked sent only after the provider accepted it. If the process dies in between, the
+row is sent again with the same idempotency key, which LINE answers with 409 "already accepted".
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session, select
+
+from bot.channels.base import Channel, SendContext, SendOutcome, SendResult
+from bot.messages import Outbound
+from bot.settings import Settings
+from bot.store.db import Database
+from bot.store.models import OutboxMessage, Worker
+
+log = logging.getLogger("mirai.outbox")
+Clock = Callable[[], datetime]
+
+
+class Outbox:
+    """Turns messages for a worker into outbox rows for the worker's channel (none for embedded channels)."""
+
+    def __init__(self, channels: dict[str, Channel]) -> None:
+        self.channels = channels
+
+    def handles(self, channel: str) -> bool:
+        return channel in self.channels
+
+    def enqueue(self, session: Session, worker: Worker, outbound: list[Outbound], now: datetime, *,
+                reply_token: str | None = None, reply_token_expires_at: datetime | None = None,
+                source: str = "bot") -> list[OutboxMessage]:
+        channel = self.channels.get(worker.channel)
+        if channel is None or not outbound:
+            return []
+        return self.enqueue_calls(session, worker, channel.render(outbound), now, source=source,
+                                  reply_token=reply_token, reply_token_expires_at=reply_token_expires_at)
+
+    def enqueue_calls(self, session: Session, worker: Worker, calls: list[dict[str, Any]], now: datetime, *,
+                      source: str = "channel", reply_token: str | None = None,
+                      reply_token_expires_at: datetime | None = None) -> list[OutboxMessage]:
+        rows = []
+        for i, call in enumerate(calls):
+            row = OutboxMessage(
+                worker_id=worker.id, channel=worker.channel, recipient=worker.channel_user_id, payload=call,
+                source=source, idempotency_key=str(uuid.uuid4()), next_attempt_at=now, created_at=now,
+                # Only the first call may use the reply token: LINE accepts a token once.
+                reply_token=reply_token if i == 0 else None,
+                reply_token_expires_at=reply_token_expires_at if i == 0 else None)
+            session.add(row)
+            rows.append(row)
+        return rows
+
+
+class Dispatcher:
+    def __init__(self, db: Database, channels: dict[str, Channel], settings: Settings, clock: Clock,
+                 concurrency: int = 64, batch_size: int = 500) -> None:
+        self.db = db
+        self.channels = channels
+        self.settings = settings
+        self.clock = clock
+        self.batch_size = batch_size
+        self._limit = asyncio.Semaphore(concurrency)
+
+    async def run_once(self) -> int:
+        """Sends what is due now; returns how many rows got an outcome."""
+        heads = await asyncio.to_thread(self._due_rows)
+        if not heads:
+            return 0
+        counts = await asyncio.gather(*(self._send_chain(rows) for rows in heads.values()))
+        return sum(counts)
+
+    async def run_until_empty(self, timeout: float = 60.0) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            if await self.run_once() == 0 and not await asyncio.to_thread(self.pending_count):
+                return
+            await asyncio.sleep(0.01)
+
+    def pending_count(self) -> int:
+        with self.db.session() as s:
+            return len(s.exec(select(OutboxMessage.id).where(OutboxMessage.status == "pending")).all())
+
+    def _due_rows(self) -> dict[int, list[tuple[OutboxMessage, Worker]]]:
+        """Pending rows grouped by worker, in order; a worker whose first row is not due yet waits whole, so
+        that its messages never overtake each other."""
+        now = self.clock()
+        with self.db.session() as s:
+            rows = s.exec(select(OutboxMessage, Worker).join(Worker, Worker.id == OutboxMessage.worker_id)
+                          .where(OutboxMessage.status == "pending")
+                          .order_by(OutboxMessage.id).limit(self.batch_size)).all()
+        chains: dict[int, list[tuple[OutboxMessage, Worker]]] = {}
+        blocked: set[int] = set()
+        for row, worker in rows:
+            if row.worker_id in blocked:
+                continue
+            if _aware(row.next_attempt_at) > now and row.worker_id not in chains:
+                blocked.add(row.worker_id)
+                continue
+            chains.setdefault(row.worker_id, []).append((row, worker))
+        return chains
+
+    async def _send_chain(self, rows: list[tuple[OutboxMessage, Worker]]) -> int:
+        done = 0
+        for row, worker in rows:
+            result = await self._send_one(row, worker)
+            await asyncio.to_thread(self._record, row.id, worker.id, result)  # type: ignore[arg-type]
+            done += 1
+            if result.outcome in (SendOutcome.RETRY, SendOutcome.UNREACHABLE):
+                break  # the rest of this worker's messages wait behind this one
+        return done
+
+    async def _send_one(self, row: OutboxMessage, worker: Worker) -> SendResult:
+        channel = self.channels.get(row.channel)
+        if channel is None or not channel.enabled():
+            return SendResult(SendOutcome.RETRY, f"channel {row.channel} is not configured")
+        if not worker.reachable and row.source != "channel":
+            return SendResult(SendOutcome.SKIPPED, "the worker blocked the bot or left")
+        now = self.clock()
+        ctx = SendContext(recipient=row.recipient, idempotency_key=row.idempotency_key, reply_token=row.reply_token,
+                          reply_token_valid=bool(row.reply_token_expires_at and
+                                                 _aware(row.reply_token_expires_at) > now),
+                          attempts=row.attempts, source=row.source,
+                          last_inbound_at=_aware(worker.last_inbound_at) if worker.last_inbound_at else None,
+                          now=now)
+        async with self._limit:
+            try:
+                return await channel.send(row.payload, ctx)
+            except Exception as exc:  # noqa: BLE001 (a bug in one adapter must not stop all sending)
+                log.exception("send failed in channel %s", row.channel)
+                return SendResult(SendOutcome.RETRY, f"internal error: {type(exc).__name__}")
+
+    def _record(self, row_id: int, worker_id: int, result: SendResult) -> None:
+        now = self.clock()
+        with self.db.session() as s:
+            row = s.get(OutboxMessage, row_id)
+            if row is None or row.status != "pending":
+                return
+            row.attempts += 1
+            if result.outcome is SendOutcome.SENT:
+                row.status, row.sent_at, row.last_error = "sent", now, None
+            elif result.outcome is SendOutcome.RETRY and row.attempts < self.settings.outbox_max_attempts:
+                row.next_attempt_at = now + timedelta(seconds=self._delay(row.attempts, result.retry_after))
+                row.last_error = result.reason
+            elif result.outcome is SendOutcome.SKIPPED:
+                row.status, row.last_error = "skipped", result.reason
+            else:
+                row.status, row.last_error = "failed", result.reason or "gave up"
+                if result.outcome is SendOutcome.UNREACHABLE:
+                    worker = s.get(Worker, worker_id)
+                    if worker is not None:
+                        worker.reachable = False
+                        s.add(worker)
+            s.add(row)
+
+    def _delay(self, attempts: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return max(0.0, retry_after)
+        base = self.settings.outbox_retry_base_seconds
+        return min(self.settings.outbox_retry_max_seconds, base * (2 ** (attempts - 1)))
+
+    async def close(self) -> None:
+        for channel in self.channels.values():
+            await channel.close()
+
+
+def _aware(moment: datetime) -> datetime:
+    from datetime import UTC
+
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class Wakeup:
+    """Lets the web thread tell the background loop that new work is stored."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    async def wait(self, timeout: float) -> None:
+        await asyncio.to_thread(self._event.wait, timeout)
+        self._event.clear()
