@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from telegram import Bot, Update
+from telegram import Bot, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
 from bot.channels.base import (
@@ -159,7 +159,7 @@ class TelegramChannel(Channel):
         if payload["method"] == "sendMessage":
             params["chat_id"] = ctx.recipient
         try:
-            await bot.do_api_request(payload["method"], api_kwargs=params)
+            await _call(bot, payload["method"], params)
             return SendResult(SendOutcome.SENT)
         except RetryAfter as exc:
             wait = exc.retry_after
@@ -185,6 +185,21 @@ class TelegramChannel(Channel):
         if self._bot is not None:
             await self._bot.shutdown()
             self._bot = None
+
+
+async def _call(bot: Bot, method: str, params: dict[str, Any]) -> None:
+    """The typed PTB method for each call we render (PTB validates and serialises them)."""
+    markup = params.get("reply_markup")
+    keyboard = InlineKeyboardMarkup.de_json(markup, bot) if markup else None
+    if method == "sendMessage":
+        await bot.send_message(chat_id=params["chat_id"], text=params["text"], reply_markup=keyboard)
+    elif method == "editMessageReplyMarkup":
+        await bot.edit_message_reply_markup(chat_id=params["chat_id"], message_id=params["message_id"],
+                                            reply_markup=keyboard)
+    elif method == "answerCallbackQuery":
+        await bot.answer_callback_query(callback_query_id=params["callback_query_id"], text=params.get("text"))
+    else:
+        raise ValueError(f"unknown Telegram call {method!r}")
 
 
 def _data(prefix: str, option_id: str) -> str:
