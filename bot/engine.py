@@ -16,7 +16,17 @@ from bot.amounts import Amount, AmountParser
 from bot.flowbook import LANGUAGE_ALIASES, LANGUAGE_NAMES, LANGUAGES, FlowBook, Question, default_flowbook
 from bot.messages import InboundEvent, InboundKind, Option, Outbound, OutboundKind
 from bot.scoring import Score, score
-from bot.text import clean, contains_any, is_meaningful, key, matches_any, parse_selection, parse_single_number
+from bot.text import (
+    _fold_latin,
+    clean,
+    contains_any,
+    is_meaningful,
+    key,
+    loose_key,
+    matches_any,
+    parse_selection,
+    parse_single_number,
+)
 
 ONBOARDING = ("language", "consent", "employer_code", "residence_status", "prefecture")
 SHEET = tuple(f"Q{i}" for i in range(1, 14))
@@ -72,7 +82,7 @@ class _Turn:
         self.now = now
         self.out: list[Outbound] = []
         self.effects: list[Effect] = []
-        self.amounts = AmountParser(book.currencies)
+        self.amounts = _amount_parser(book)
         self.detected_language: str | None = None
 
     # ----- saying things -------------------------------------------------------------------------------
@@ -177,13 +187,14 @@ class _Turn:
     def intent_of(self, text: str, intents: tuple[str, ...]) -> str | None:
         """The intent whose words make up the whole message: the worker's language first, then any language
         as long as only one intent matches (a Vietnamese worker may still type "yes")."""
-        own = [i for i in intents if matches_any(text, self.words(i))]
+        index = _keyword_index(self.book)
+        forms = (key(text), loose_key(text))
+        own = [i for i in intents if _matches(forms, index.get((i, self.lang)))]
         if len(own) == 1:
             return own[0]
         if own:
             return None
-        other = {i for i in intents for lang in LANGUAGES
-                 if matches_any(text, [str(w) for w in self.book.keywords.get(i, {}).get(lang, [])])}
+        other = {i for i in intents for lang in LANGUAGES if _matches(forms, index.get((i, lang)))}
         return other.pop() if len(other) == 1 else None
 
     def is_danger(self, text: str) -> bool:
@@ -725,3 +736,33 @@ class _Turn:
 def _amount_answer(amount: Amount) -> dict[str, Any]:
     return {"value": amount.value, "currency": amount.currency, "jpy": amount.jpy,
             "currency_assumed": amount.currency_assumed, "rate_date": amount.rate_date}
+
+
+# The flow book never changes once loaded: what is derived from it is computed once per book.
+_DERIVED: dict[int, tuple[FlowBook, dict[tuple[str, str], tuple[frozenset[str], frozenset[str]]], AmountParser]] = {}
+
+
+def _derived(book: FlowBook) -> tuple[dict[tuple[str, str], tuple[frozenset[str], frozenset[str]]], AmountParser]:
+    cached = _DERIVED.get(id(book))
+    if cached is None or cached[0] is not book:
+        index = {}
+        for intent, by_language in book.keywords.items():
+            for lang, words in (by_language or {}).items():
+                keys = frozenset(k for k in (key(str(w)) for w in words) if k)
+                index[(intent, lang)] = (keys, frozenset(_fold_latin(k) for k in keys))
+        cached = (book, index, AmountParser(book.currencies))
+        _DERIVED[id(book)] = cached
+    return cached[1], cached[2]
+
+
+def _keyword_index(book: FlowBook) -> dict[tuple[str, str], tuple[frozenset[str], frozenset[str]]]:
+    return _derived(book)[0]
+
+
+def _amount_parser(book: FlowBook) -> AmountParser:
+    return _derived(book)[1]
+
+
+def _matches(forms: tuple[str, str], words: tuple[frozenset[str], frozenset[str]] | None) -> bool:
+    """``matches_any`` against precomputed keyword forms: the whole message is one of the words."""
+    return bool(words) and bool(forms[0]) and (forms[0] in words[0] or forms[1] in words[1])  # type: ignore[index]

@@ -62,12 +62,14 @@ class Outbox:
 
 class Dispatcher:
     def __init__(self, db: Database, channels: dict[str, Channel], settings: Settings, clock: Clock,
-                 concurrency: int = 64, batch_size: int = 500) -> None:
+                 concurrency: int = 64, batch_size: int = 500, record_every: int = 32) -> None:
         self.db = db
         self.channels = channels
         self.settings = settings
         self.clock = clock
         self.batch_size = batch_size
+        self.record_every = record_every
+        self._outcomes: list[tuple[int, int, SendResult]] = []
         self._limit = asyncio.Semaphore(concurrency)
 
     async def run_once(self) -> int:
@@ -76,6 +78,7 @@ class Dispatcher:
         if not heads:
             return 0
         counts = await asyncio.gather(*(self._send_chain(rows) for rows in heads.values()))
+        await self._flush_outcomes()
         return sum(counts)
 
     async def run_until_empty(self, timeout: float = 60.0) -> None:
@@ -112,11 +115,20 @@ class Dispatcher:
         done = 0
         for row, worker in rows:
             result = await self._send_one(row, worker)
-            await asyncio.to_thread(self._record, row.id, worker.id, result)  # type: ignore[arg-type]
+            self._outcomes.append((row.id, worker.id, result))  # type: ignore[arg-type]
+            if len(self._outcomes) >= self.record_every:
+                await self._flush_outcomes()
             done += 1
             if result.outcome in (SendOutcome.RETRY, SendOutcome.UNREACHABLE):
                 break  # the rest of this worker's messages wait behind this one
         return done
+
+    async def _flush_outcomes(self) -> None:
+        """Outcomes are written a few at a time, in one transaction: a crash before the write means those
+        rows are sent again, which retry keys make harmless where the provider has them (LINE pushes)."""
+        if self._outcomes:
+            outcomes, self._outcomes = self._outcomes, []
+            await asyncio.to_thread(self._record_many, outcomes)
 
     async def _send_one(self, row: OutboxMessage, worker: Worker) -> SendResult:
         channel = self.channels.get(row.channel)
@@ -138,28 +150,36 @@ class Dispatcher:
                 log.exception("send failed in channel %s", row.channel)
                 return SendResult(SendOutcome.RETRY, f"internal error: {type(exc).__name__}")
 
-    def _record(self, row_id: int, worker_id: int, result: SendResult) -> None:
+    def _record_many(self, outcomes: list[tuple[int, int, SendResult]]) -> None:
         now = self.clock()
         with self.db.session() as s:
-            row = s.get(OutboxMessage, row_id)
-            if row is None or row.status != "pending":
-                return
-            row.attempts += 1
-            if result.outcome is SendOutcome.SENT:
-                row.status, row.sent_at, row.last_error = "sent", now, None
-            elif result.outcome is SendOutcome.RETRY and row.attempts < self.settings.outbox_max_attempts:
-                row.next_attempt_at = now + timedelta(seconds=self._delay(row.attempts, result.retry_after))
-                row.last_error = result.reason
-            elif result.outcome is SendOutcome.SKIPPED:
-                row.status, row.last_error = "skipped", result.reason
-            else:
-                row.status, row.last_error = "failed", result.reason or "gave up"
-                if result.outcome is SendOutcome.UNREACHABLE:
-                    worker = s.get(Worker, worker_id)
-                    if worker is not None:
-                        worker.reachable = False
-                        s.add(worker)
-            s.add(row)
+            rows = {r.id: r for r in s.exec(select(OutboxMessage).where(
+                OutboxMessage.id.in_([row_id for row_id, _, _ in outcomes])))}  # type: ignore[union-attr]
+            for row_id, worker_id, result in outcomes:
+                row = rows.get(row_id)
+                if row is None or row.status != "pending":
+                    continue
+                self._apply_outcome(s, row, worker_id, result, now)
+
+    def _apply_outcome(self, s: Session, row: OutboxMessage, worker_id: int, result: SendResult,
+                       now: datetime) -> None:
+        row.attempts += 1
+        if result.outcome is SendOutcome.SENT:
+            row.status, row.sent_at, row.last_error = "sent", now, None
+        elif result.outcome is SendOutcome.RETRY and row.attempts < self.settings.outbox_max_attempts:
+            log.info("send of outbox row %s will be retried: %s", row.id, result.reason)
+            row.next_attempt_at = now + timedelta(seconds=self._delay(row.attempts, result.retry_after))
+            row.last_error = result.reason
+        elif result.outcome is SendOutcome.SKIPPED:
+            row.status, row.last_error = "skipped", result.reason
+        else:
+            row.status, row.last_error = "failed", result.reason or "gave up"
+            if result.outcome is SendOutcome.UNREACHABLE:
+                worker = s.get(Worker, worker_id)
+                if worker is not None:
+                    worker.reachable = False
+                    s.add(worker)
+        s.add(row)
 
     def _delay(self, attempts: int, retry_after: float | None) -> float:
         if retry_after is not None:

@@ -7,14 +7,17 @@ import asyncio
 import logging
 import threading
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, update
+from sqlmodel import Session, select
 
 from bot.channels.base import Channel, ParsedEvent
 from bot.messages import InboundEvent, InboundKind
 from bot.outbox import Clock, Dispatcher, Outbox, Wakeup
-from bot.service import ConversationService
+from bot.service import ConversationService, Turn
 from bot.store.db import Database
 from bot.store.models import InboundQueue
 from bot.store.repository import ConversationRepository
@@ -22,64 +25,110 @@ from bot.store.repository import ConversationRepository
 log = logging.getLogger("mirai.pipeline")
 
 
+class _Waiting:
+    """One webhook's rows, waiting to be written with those of other webhooks arriving at the same moment."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.rows = rows
+        self.stored = 0
+        self.error: BaseException | None = None
+        self.done = False
+
+
 class InboundStore:
-    """The webhook side: store verified events, dropping the ones already seen."""
+    """The webhook side: store verified events, dropping the ones already seen.
+
+    Group commit: webhooks that arrive while a write is under way are written together in the next one
+    transaction, so a burst costs a few commits, not one each; every caller still returns only after its
+    own rows are committed (the provider gets its 200 for stored events only)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._queue: list[_Waiting] = []
+        self._queue_lock = threading.Lock()
+        self._writer = threading.Lock()
 
     def store(self, channel: str, events: list[ParsedEvent], now: datetime) -> int:
+        """Returns how many of the events were new."""
         if not events:
             return 0
-        ids = [e.provider_event_id for e in events]
-        with self.db.session() as s:
-            seen = set(s.exec(select(InboundQueue.provider_event_id).where(
-                InboundQueue.channel == channel, InboundQueue.provider_event_id.in_(ids))).all())  # type: ignore[attr-defined]
-            fresh = []
-            for e in events:
-                if e.provider_event_id in seen:
-                    continue
-                seen.add(e.provider_event_id)
-                fresh.append(InboundQueue(
-                    channel=channel, channel_user_id=e.user_id, provider_event_id=e.provider_event_id,
-                    event={"event": e.event.model_dump(mode="json") if e.event else None,
-                           "local_calls": e.local_calls},
-                    reply_token=e.reply_token, reply_token_expires_at=e.reply_token_expires_at, received_at=now))
-            try:
-                with s.begin_nested():
-                    s.add_all(fresh)
-            except IntegrityError:  # a redelivery raced us: store one by one, skipping duplicates
-                stored = 0
-                for row in fresh:
-                    try:
-                        with s.begin_nested():
-                            s.add(InboundQueue(**row.model_dump(exclude={"id"})))
-                        stored += 1
-                    except IntegrityError:
-                        pass
-                return stored
-        return len(fresh)
+        mine = _Waiting([dict(channel=channel, channel_user_id=e.user_id, provider_event_id=e.provider_event_id,
+                              event={"event": e.event.model_dump(mode="json") if e.event else None,
+                                     "local_calls": e.local_calls},
+                              reply_token=e.reply_token, reply_token_expires_at=e.reply_token_expires_at,
+                              status="pending", received_at=now) for e in events])
+        with self._queue_lock:
+            self._queue.append(mine)
+        with self._writer:  # whoever holds it writes everything queued so far, ours included or not yet
+            if not mine.done:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._write(batch)
+        if mine.error is not None:
+            raise mine.error
+        return mine.stored
+
+    def _write(self, batch: list[_Waiting]) -> None:
+        try:
+            keys = {(r["channel"], r["provider_event_id"]) for w in batch for r in w.rows}
+            with self.db.transaction() as conn:
+                seen = self._already_stored(conn, keys)
+                fresh = []
+                for waiting in batch:
+                    for row in waiting.rows:
+                        key = (row["channel"], row["provider_event_id"])
+                        if key not in seen:  # also drops a redelivery inside this very batch
+                            seen.add(key)
+                            fresh.append(row)
+                            waiting.stored += 1
+                if fresh:
+                    insert = pg_insert if self.db.is_postgres else sqlite_insert
+                    # Another process may insert the same event meanwhile: the constraint decides, quietly.
+                    conn.execute(insert(InboundQueue).on_conflict_do_nothing(
+                        index_elements=["channel", "provider_event_id"]), fresh)
+        except BaseException as exc:  # noqa: BLE001 (handed to every waiting webhook: each answers 500)
+            for waiting in batch:
+                waiting.error, waiting.stored = exc, 0
+        finally:
+            for waiting in batch:
+                waiting.done = True
+
+    @staticmethod
+    def _already_stored(conn: Connection, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
+        seen: set[tuple[str, str]] = set()
+        by_channel: dict[str, list[str]] = {}
+        for channel, event_id in keys:
+            by_channel.setdefault(channel, []).append(event_id)
+        for channel, ids in by_channel.items():
+            rows = conn.execute(select(InboundQueue.provider_event_id).where(
+                InboundQueue.channel == channel, InboundQueue.provider_event_id.in_(ids)))  # type: ignore[attr-defined]
+            seen.update((channel, event_id) for (event_id,) in rows)
+        return seen
 
 
 class InboundProcessor:
     def __init__(self, db: Database, service: ConversationService, channels: dict[str, Channel], outbox: Outbox,
-                 clock: Clock, batch_size: int = 200) -> None:
+                 clock: Clock, batch_size: int = 200, transaction_size: int = 20) -> None:
         self.db = db
         self.service = service
         self.channels = channels
         self.outbox = outbox
         self.clock = clock
         self.batch_size = batch_size
+        self.transaction_size = transaction_size
 
     async def run_once(self) -> int:
         rows = await asyncio.to_thread(self._pending)
+        work: list[tuple[InboundQueue, InboundEvent | None]] = []
         for row in rows:
             event = InboundEvent.model_validate(row.event["event"]) if row.event.get("event") else None
             if event is not None and event.kind is InboundKind.FOLLOW and not event.language_hint:
                 lookup = getattr(self.channels.get(row.channel), "user_language", None)
                 if lookup is not None:
                     event = event.model_copy(update={"language_hint": await lookup(row.channel_user_id)})
-            await asyncio.to_thread(self._process, row, event)
+            work.append((row, event))
+        for start in range(0, len(work), self.transaction_size):
+            await asyncio.to_thread(self._process_batch, work[start:start + self.transaction_size])
         return len(rows)
 
     def _pending(self) -> list[InboundQueue]:
@@ -87,30 +136,55 @@ class InboundProcessor:
             return list(s.exec(select(InboundQueue).where(InboundQueue.status == "pending")
                                .order_by(InboundQueue.id).limit(self.batch_size)).all())  # type: ignore[arg-type]
 
+    def _process_batch(self, batch: list[tuple[InboundQueue, InboundEvent | None]]) -> None:
+        """A few events in one transaction (one commit, a few queries for all of them); if any of them fails,
+        the batch is rolled back and its events are stepped one by one, so that only the bad one is set aside."""
+        if len(batch) > 1:
+            try:
+                with self.db.session() as s:
+                    self._step(s, batch)
+                return
+            except Exception:  # noqa: BLE001 (retried one by one below, where the failure is recorded)
+                log.warning("a batch of %d events failed; stepping them one by one", len(batch), exc_info=True)
+        for item in batch:
+            self._process(*item)
+
     def _process(self, row: InboundQueue, event: InboundEvent | None) -> None:
         now = self.clock()
         try:
             with self.db.session() as s:
-                current = s.get(InboundQueue, row.id)
-                if current is None or current.status != "pending":
-                    return
-                if row.event.get("local_calls"):
-                    repo = ConversationRepository(s)
-                    worker = repo.worker_for_update(row.channel, row.channel_user_id, "en", now)
-                    self.outbox.enqueue_calls(s, worker, row.event["local_calls"], now)
-                if event is not None:
-                    self.service.handle_in(s, row.channel, row.channel_user_id, event, row.provider_event_id,
-                                           reply_token=row.reply_token,
-                                           reply_token_expires_at=row.reply_token_expires_at)
-                current.status, current.processed_at = "done", now
-                s.add(current)
+                self._step(s, [(row, event)])
         except Exception as exc:  # noqa: BLE001 (one bad event must not block everyone behind it)
             log.exception("could not process inbound event %s", row.id)
             with self.db.session() as s:
-                current = s.get(InboundQueue, row.id)
-                if current is not None:
-                    current.status, current.error, current.processed_at = "failed", type(exc).__name__, now
-                    s.add(current)
+                s.execute(update(InboundQueue).where(InboundQueue.id == row.id).values(
+                    status="failed", error=type(exc).__name__, processed_at=now))
+
+    def _step(self, s: Session, batch: list[tuple[InboundQueue, InboundEvent | None]]) -> None:
+        now = self.clock()
+        ids = [row.id for row, _ in batch]
+        claim = select(InboundQueue.id).where(InboundQueue.id.in_(ids), InboundQueue.status == "pending")  # type: ignore[union-attr]
+        if self.db.engine.dialect.name == "postgresql":
+            claim = claim.with_for_update(skip_locked=True)  # another processor has them: leave them to it
+        pending = set(s.exec(claim).all())
+        batch = [(row, event) for row, event in batch if row.id in pending]
+        if not batch:
+            return
+        turns: list[Turn] = []
+        for row, event in batch:  # in arrival order: local calls (a ticked box) between the steps around them
+            if row.event.get("local_calls"):
+                if turns:
+                    self.service.handle_many(s, turns)
+                    turns = []
+                worker = ConversationRepository(s).worker_for_update(row.channel, row.channel_user_id, "en", now)
+                self.outbox.enqueue_calls(s, worker, row.event["local_calls"], now)
+            if event is not None:
+                turns.append(Turn(row.channel, row.channel_user_id, event, row.provider_event_id, row.reply_token,
+                                  row.reply_token_expires_at))
+        if turns:
+            self.service.handle_many(s, turns)
+        s.execute(update(InboundQueue).where(InboundQueue.id.in_([row.id for row, _ in batch]))  # type: ignore[union-attr]
+                  .values(status="done", processed_at=now))
 
 
 class Pipeline:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlmodel import Session
 
@@ -13,11 +13,22 @@ from bot.flowbook import FlowBook, default_flowbook
 from bot.messages import InboundEvent, InboundKind, Outbound
 from bot.outbox import Outbox
 from bot.store.db import Database
-from bot.store.models import Worker
+from bot.store.models import ConversationStateRow, Worker
 from bot.store.repository import ConversationRepository
 from nlu.langid import detect_language
 
 Clock = Callable[[], datetime]
+
+
+class Turn(NamedTuple):
+    """One inbound event of one worker, as the service steps it."""
+
+    channel: str
+    channel_user_id: str
+    event: InboundEvent
+    provider_event_id: str | None = None
+    reply_token: str | None = None
+    reply_token_expires_at: datetime | None = None
 
 
 def utcnow() -> datetime:
@@ -44,21 +55,42 @@ class ConversationService:
                   reply_token_expires_at: datetime | None = None) -> list[Outbound]:
         """The same, inside the caller's transaction (so that the caller's own bookkeeping commits with it).
         For a messaging channel the replies also become outbox rows, in this same transaction."""
+        turn = Turn(channel, channel_user_id, event, provider_event_id, reply_token, reply_token_expires_at)
+        return self.handle_many(session, [turn])[0]
+
+    def handle_many(self, session: Session, turns: list[Turn]) -> list[list[Outbound]]:
+        """Steps several turns (of one or many workers, in order) in the caller's transaction. Workers, states
+        and duplicates are looked up once for all of them: a busy webhook queue costs a few queries per batch
+        rather than per message."""
         now = self.clock()
         repo = ConversationRepository(session)
-        if provider_event_id and repo.already_received(channel, provider_event_id):
-            return []
-        worker = repo.worker_for_update(channel, channel_user_id, event.language_hint or self.default_language,
-                                        now)
-        stored = repo.load_state(worker.id)  # type: ignore[arg-type]
-        state = (ConversationState.model_validate(stored) if stored
+        keys = {(t.channel, t.channel_user_id): t.event.language_hint or self.default_language for t in turns}
+        workers = repo.workers_for_update(keys, now)
+        states = repo.load_states([w.id for w in workers.values()])  # type: ignore[misc]
+        seen = repo.received_event_ids([(t.channel, t.provider_event_id) for t in turns if t.provider_event_id])
+        replies: list[list[Outbound]] = []
+        for turn in turns:
+            if turn.provider_event_id and (turn.channel, turn.provider_event_id) in seen:
+                replies.append([])
+                continue
+            if turn.provider_event_id:
+                seen.add((turn.channel, turn.provider_event_id))
+            worker = workers[(turn.channel, turn.channel_user_id)]
+            replies.append(self._turn(repo, worker, states, turn, now))
+        return replies
+
+    def _turn(self, repo: ConversationRepository, worker: Worker, states: dict[int, ConversationStateRow],
+              turn: Turn, now: datetime) -> list[Outbound]:
+        event = turn.event
+        stored = states.get(worker.id)  # type: ignore[arg-type]
+        state = (ConversationState.model_validate(stored.state) if stored
                  else ConversationState(language=worker.language))
         if event.kind is InboundKind.TEXT and not state.language_confirmed and not event.detected_language:
             event = event.model_copy(update={"detected_language": detect_language(event.text)})
         repo.add_inbound(worker, event.kind.value, event.text or ",".join(event.choice_ids),
-                         _inbound_payload(event), state.step, provider_event_id, now)
+                         _inbound_payload(event), state.step, turn.provider_event_id, now)
         result = step(state, event, now, self.book)
-        repo.save_state(worker.id, result.state.model_dump(mode="json"), now)  # type: ignore[arg-type]
+        states[worker.id] = repo.save_state_row(stored, worker.id, result.state.model_dump(mode="json"), now)  # type: ignore[index,arg-type]
         for out in result.outbound:
             repo.add_outbound(worker, out, now)
         for effect in result.effects:
@@ -67,10 +99,10 @@ class ConversationService:
         if event.kind is not InboundKind.UNFOLLOW:
             worker.reachable = True  # they wrote to us, so we may write back
             worker.last_inbound_at = now
-        session.add(worker)
+        repo.session.add(worker)
         if self.outbox is not None:
-            self.outbox.enqueue(session, worker, result.outbound, now, reply_token=reply_token,
-                                reply_token_expires_at=reply_token_expires_at)
+            self.outbox.enqueue(repo.session, worker, result.outbound, now, reply_token=turn.reply_token,
+                                reply_token_expires_at=turn.reply_token_expires_at)
         return result.outbound
 
     def _apply(self, repo: ConversationRepository, worker: Worker, effect: Effect, state: ConversationState,

@@ -44,6 +44,18 @@ class Settings(BaseSettings):
     # Run the inbound processor and the outbox dispatcher inside `mirai serve`.
     run_workers_in_process: bool = True
 
+    # Machine translation between counsellors (ja/en) and workers (bot/translation.py).
+    # translator: google | libre | deepl | microsoft | none (off: texts are shown untranslated).
+    # libretranslate_url: any LibreTranslate-compatible server, e.g. http://translate.internal:5000
+    # (empty + a key = libretranslate.com). A call slower than the timeout is shown untranslated.
+    translator: str = "none"
+    libretranslate_url: str = ""
+    libretranslate_api_key: str = ""
+    deepl_api_key: str = ""
+    microsoft_translator_key: str = ""
+    microsoft_translator_region: str = ""
+    translator_timeout_seconds: float = 5.0
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
+from functools import lru_cache
 
 _ANSI_ESCAPE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")  # terminal colour codes pasted with text
 _TRAILING_PUNCT = " \t.!?。！？…~〜、,，:;：；\"'「」『』()（）"
@@ -24,6 +25,8 @@ def clean(text: str) -> str:
     return re.sub(r"\s+", " ", "".join(kept)).strip()
 
 
+# Keywords of 9 languages are compared with every message: their folded forms are computed once.
+@lru_cache(maxsize=32768)
 def _fold_latin(text: str) -> str:
     """Removes accents from Latin letters only (so 'không' matches 'khong'), leaving other scripts intact:
     Burmese and Vietnamese vowels are combining marks too, but Burmese words change meaning without them."""
@@ -36,6 +39,7 @@ def _fold_latin(text: str) -> str:
     return unicodedata.normalize("NFC", "".join(out)).replace("đ", "d").replace("Đ", "D")
 
 
+@lru_cache(maxsize=32768)
 def key(text: str) -> str:
     """The comparable form of a short answer: cleaned, case-folded, without end punctuation."""
     return clean(text).casefold().strip(_TRAILING_PUNCT).strip()
@@ -62,12 +66,16 @@ def contains_any(text: str, phrases: Iterable[str]) -> bool:
         if not pk:
             continue
         if pk.isascii() or _fold_latin(pk).isascii():
-            pattern = r"(?<![a-z0-9])" + re.escape(_fold_latin(pk)) + r"(?![a-z0-9])"
-            if re.search(pattern, lk):
+            if _bounded(_fold_latin(pk)).search(lk):
                 return True
         elif pk in k:
             return True
     return False
+
+
+@lru_cache(maxsize=8192)
+def _bounded(word: str) -> re.Pattern[str]:
+    return re.compile(r"(?<![a-z0-9])" + re.escape(word) + r"(?![a-z0-9])")
 
 
 def ascii_digits(text: str) -> str:

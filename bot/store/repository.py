@@ -23,6 +23,10 @@ class ConversationRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
         self._postgres = session.get_bind().dialect.name == "postgresql"
+        # What this unit of work has already read or written, so that a batch of turns asks the database once
+        # (and without flushing everything first) rather than at every answer.
+        self._open_sheets: dict[int, DiagnosisSession | None] = {}
+        self._answers: dict[tuple[int, str], Answer | None] = {}
 
     # ----- workers and their state ---------------------------------------------------------------------
     def worker_for_update(self, channel: str, channel_user_id: str, language: str, now: datetime) -> Worker:
@@ -43,6 +47,34 @@ class ConversationRepository:
             worker = self.session.exec(stmt).one()
         return worker
 
+    def workers_for_update(self, keys: dict[tuple[str, str], str], now: datetime) -> dict[tuple[str, str], Worker]:
+        """The rows of several workers at once ((channel, user id) -> language for a new one), created when
+        missing and locked like ``worker_for_update``."""
+        found: dict[tuple[str, str], Worker] = {}
+        by_channel: dict[str, list[str]] = {}
+        for channel, user_id in keys:
+            by_channel.setdefault(channel, []).append(user_id)
+        for channel, user_ids in by_channel.items():
+            stmt = select(Worker).where(Worker.channel == channel, Worker.channel_user_id.in_(user_ids))  # type: ignore[attr-defined]
+            if self._postgres:
+                stmt = stmt.order_by(Worker.id).with_for_update()  # a fixed lock order: no deadlock
+            for worker in self.session.exec(stmt).all():
+                found[(worker.channel, worker.channel_user_id)] = worker
+        missing = [key for key in keys if key not in found]
+        if missing:
+            new = [Worker(channel=c, channel_user_id=u, language=keys[(c, u)], created_at=now, last_active_at=now)
+                   for c, u in missing]
+            try:
+                with self.session.begin_nested():
+                    self.session.add_all(new)
+                for worker in new:
+                    found[(worker.channel, worker.channel_user_id)] = worker
+            except IntegrityError:  # another process created one of them a moment ago: one at a time
+                for channel, user_id in missing:
+                    found[(channel, user_id)] = self.worker_for_update(channel, user_id, keys[(channel, user_id)],
+                                                                       now)
+        return found
+
     def find_worker(self, channel: str, channel_user_id: str) -> Worker | None:
         return self.session.exec(
             select(Worker).where(Worker.channel == channel, Worker.channel_user_id == channel_user_id)).first()
@@ -50,6 +82,22 @@ class ConversationRepository:
     def load_state(self, worker_id: int) -> dict[str, Any] | None:
         row = self.session.get(ConversationStateRow, worker_id)
         return dict(row.state) if row else None
+
+    def load_states(self, worker_ids: list[int]) -> dict[int, ConversationStateRow]:
+        if not worker_ids:
+            return {}
+        rows = self.session.exec(select(ConversationStateRow).where(
+            ConversationStateRow.worker_id.in_(worker_ids))).all()  # type: ignore[attr-defined]
+        return {row.worker_id: row for row in rows}
+
+    def save_state_row(self, row: ConversationStateRow | None, worker_id: int, state: dict[str, Any],
+                       now: datetime) -> ConversationStateRow:
+        if row is None:
+            row = ConversationStateRow(worker_id=worker_id, state=state, version=1, updated_at=now)
+        else:
+            row.state, row.version, row.updated_at = state, row.version + 1, now
+        self.session.add(row)
+        return row
 
     def save_state(self, worker_id: int, state: dict[str, Any], now: datetime) -> None:
         row = self.session.get(ConversationStateRow, worker_id)
@@ -65,6 +113,17 @@ class ConversationRepository:
     def already_received(self, channel: str, provider_event_id: str) -> bool:
         return self.session.exec(select(Message.id).where(
             Message.channel == channel, Message.provider_event_id == provider_event_id)).first() is not None
+
+    def received_event_ids(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these (channel, provider event id) pairs are already stored as messages."""
+        seen: set[tuple[str, str]] = set()
+        by_channel: dict[str, list[str]] = {}
+        for channel, event_id in keys:
+            by_channel.setdefault(channel, []).append(event_id)
+        for channel, ids in by_channel.items():
+            seen.update((channel, e) for e in self.session.exec(select(Message.provider_event_id).where(
+                Message.channel == channel, Message.provider_event_id.in_(ids))).all())  # type: ignore[union-attr]
+        return seen
 
     def add_inbound(self, worker: Worker, kind: str, text: str, payload: dict[str, Any], question: str | None,
                     provider_event_id: str | None, now: datetime) -> Message:
@@ -86,9 +145,12 @@ class ConversationRepository:
 
     # ----- the sheet -----------------------------------------------------------------------------------
     def open_session(self, worker: Worker) -> DiagnosisSession | None:
-        return self.session.exec(select(DiagnosisSession).where(
-            DiagnosisSession.worker_id == worker.id, DiagnosisSession.status == "in_progress")
-            .order_by(DiagnosisSession.id.desc())).first()  # type: ignore[union-attr]
+        if worker.id not in self._open_sheets:
+            with self.session.no_autoflush:
+                self._open_sheets[worker.id] = self.session.exec(select(DiagnosisSession).where(  # type: ignore[index]
+                    DiagnosisSession.worker_id == worker.id, DiagnosisSession.status == "in_progress")
+                    .order_by(DiagnosisSession.id.desc())).first()  # type: ignore[union-attr]
+        return self._open_sheets[worker.id]  # type: ignore[index]
 
     def start_session(self, worker: Worker, now: datetime) -> DiagnosisSession:
         current = self.open_session(worker)
@@ -96,7 +158,8 @@ class ConversationRepository:
             return current
         sheet = DiagnosisSession(worker_id=worker.id, employer_code=worker.employer_code, started_at=now)
         self.session.add(sheet)
-        self.session.flush()
+        self.session.flush()  # its id is needed by the answers
+        self._open_sheets[worker.id] = sheet  # type: ignore[index]
         return sheet
 
     def abandon_session(self, worker: Worker) -> None:
@@ -104,23 +167,30 @@ class ConversationRepository:
         if current:
             current.status = "abandoned"
             self.session.add(current)
+            self._open_sheets[worker.id] = None  # type: ignore[index]
 
     def record_answer(self, worker: Worker, question_id: str, value: Any, raw: str, now: datetime) -> None:
         sheet = self.start_session(worker, now)
-        existing = self.session.exec(select(Answer).where(
-            Answer.session_id == sheet.id, Answer.question_id == question_id)).first()
+        cache_key = (sheet.id, question_id)
+        if cache_key not in self._answers:
+            with self.session.no_autoflush:
+                self._answers[cache_key] = self.session.exec(select(Answer).where(  # type: ignore[index]
+                    Answer.session_id == sheet.id, Answer.question_id == question_id)).first()
+        existing = self._answers[cache_key]  # type: ignore[index]
         if existing:
             existing.value, existing.raw_text, existing.answered_at = value, raw, now
             self.session.add(existing)
         else:
-            self.session.add(Answer(session_id=sheet.id, question_id=question_id, value=value, raw_text=raw,
-                                    answered_at=now))
+            answer = Answer(session_id=sheet.id, question_id=question_id, value=value, raw_text=raw, answered_at=now)
+            self.session.add(answer)
+            self._answers[cache_key] = answer  # type: ignore[index]
 
     def complete_session(self, worker: Worker, level: str, indicators: list[str], findings: list[dict[str, Any]],
                          fee_jpy: int | None, now: datetime) -> DiagnosisResult:
         sheet = self.start_session(worker, now)
         sheet.status, sheet.completed_at = "completed", now
         self.session.add(sheet)
+        self._open_sheets[worker.id] = None  # type: ignore[index]
         result = DiagnosisResult(session_id=sheet.id, worker_id=worker.id, employer_code=sheet.employer_code,
                                  level=level, indicators=indicators, findings=findings, fee_jpy=fee_jpy,
                                  created_at=now)

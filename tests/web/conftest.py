@@ -10,7 +10,7 @@ import uvicorn
 
 from admin_api.app import create_app
 from bot.settings import Settings
-from tests.conftest import free_port
+from tests.pgserver import free_port
 
 
 @pytest.fixture

@@ -1,0 +1,214 @@
+"""How many LINE messages per second `mirai serve` carries end to end, and how fast it acknowledges webhooks.
+
+A fake LINE server runs in this process on 127.0.0.1; `mirai serve` runs as its own process, pointed at it.
+Signed text webhooks (one event each, from many workers going through the sheet) are posted over loopback:
+
+1. at a steady offered rate (default 500/s) for a few seconds: acknowledgement latency p50/p99 under that
+   load, and whether every reply reached the fake server without a backlog;
+2. as fast as the client can (closed loop): the sustained end-to-end rate, from the first webhook sent to the
+   last reply received (inbound stored, engine step run, reply sent to the fake server).
+
+    .venv/bin/python bench/webhooks.py                 # SQLite and PostgreSQL (if installed)
+    .venv/bin/python bench/webhooks.py --db sqlite --rate 800 --seconds 10
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.fakes.signing import line_text_event, line_webhook  # noqa: E402
+from tests.pgserver import PostgresServer, free_port  # noqa: E402
+
+SECRET = "bench-line-channel-secret"
+# What workers type while going through onboarding and the sheet: every one makes the engine take a step.
+CONVERSATION = ["hello", "2", "agree", "skip", "4", "Aichi", "1 3", "200000 yen", "no", "yes", "no",
+                "don't know", "no", "no", "no", "none", "skip", "no", "menu", "1"]
+
+
+@dataclass
+class Phase:
+    name: str
+    sent: int
+    seconds_sending: float
+    seconds_end_to_end: float
+    acks: list[float]
+    errors: int
+
+    def report(self) -> str:
+        acks = sorted(self.acks)
+        p50 = statistics.median(acks) * 1000
+        p99 = acks[min(len(acks) - 1, int(len(acks) * 0.99))] * 1000
+        return (f"  {self.name:<26} {self.sent:>6} msgs  offered {self.sent / self.seconds_sending:7.0f}/s  "
+                f"end-to-end {self.sent / self.seconds_end_to_end:7.0f} msg/s  "
+                f"ack p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  max {acks[-1] * 1000:6.1f} ms  errors {self.errors}")
+
+
+class Bench:
+    def __init__(self, database_url: str, label: str, log_path: str | None = None, split: bool = False) -> None:
+        self.database_url, self.label, self.log_path, self.split = database_url, label, log_path, split
+        self.port = free_port()
+        self.users = (f"U{n:032x}" for n in itertools.count(1))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Bench:
+        self.fake = subprocess.Popen([sys.executable, str(ROOT / "bench" / "fake_line_server.py")],
+                                     stdout=subprocess.PIPE, text=True)
+        self.fake_url = self.fake.stdout.readline().strip()  # type: ignore[union-attr]
+        env = {**os.environ, "DATABASE_URL": self.database_url, "HOST": "127.0.0.1", "PORT": str(self.port),
+               "LINE_CHANNEL_SECRET": SECRET, "LINE_CHANNEL_ACCESS_TOKEN": "test-line-channel-access-token",
+               "LINE_API_BASE_URL": self.fake_url, "TELEGRAM_BOT_TOKEN": "", "MESSENGER_APP_SECRET": "",
+               "LOG_LEVEL": "warning"}
+        mirai = Path(sys.executable).parent / "mirai"
+        subprocess.run([str(mirai), "migrate"], env=env, check=True, capture_output=True)
+        self.log = open(self.log_path, "wb") if self.log_path else tempfile.TemporaryFile()
+        self.helper = None
+        if self.split:  # the deployment that uses both cores: web in one process, the pipeline in another
+            env["RUN_WORKERS_IN_PROCESS"] = "false"
+            self.helper = subprocess.Popen([str(mirai), "dispatch"], env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen([str(mirai), "serve"], env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("mirai serve did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+        if self.helper is not None:
+            self.helper.terminate()
+            self.helper.wait(timeout=30)
+        self.fake.terminate()
+        self.fake.wait(timeout=10)
+
+    def webhooks(self, count: int, workers: int) -> list[bytes | tuple[bytes, dict[str, str]]]:
+        """Signed bodies, prepared before the clock starts; each worker walks through CONVERSATION."""
+        people = [next(self.users) for _ in range(workers)]
+        bodies, tokens = [], {}
+        for i in range(count):
+            user = people[i % workers]
+            text = CONVERSATION[(i // workers) % len(CONVERSATION)]
+            token = f"rt-{uuid.uuid4()}"
+            tokens.setdefault(user, []).append(token)
+            bodies.append(line_webhook([line_text_event(user, text, reply_token=token)], SECRET))
+        httpx.post(f"{self.fake_url}/__bench/tokens", json=tokens, timeout=60).raise_for_status()
+        return bodies
+
+    def replies(self) -> int:
+        return int(httpx.get(f"{self.fake_url}/__bench/count", timeout=10).json()["accepted"])
+
+    async def _post(self, client: aiohttp.ClientSession, body: bytes, headers: dict[str, str],
+                    acks: list[float]) -> bool:
+        start = time.perf_counter()
+        async with client.post(f"http://127.0.0.1:{self.port}/webhooks/line", data=body, headers=headers) as r:
+            await r.read()
+        acks.append(time.perf_counter() - start)
+        return r.status == 200
+
+    async def open_loop(self, rate: float, seconds: float, workers: int) -> Phase:
+        """Posts at a fixed rate regardless of how fast answers come back (as LINE's platform does)."""
+        bodies = self.webhooks(int(rate * seconds), workers)
+        return await self._run(f"steady {rate:.0f}/s", bodies, rate=rate)
+
+    async def closed_loop(self, count: int, workers: int, concurrency: int) -> Phase:
+        bodies = self.webhooks(count, workers)
+        return await self._run(f"flat out, {concurrency} conns", bodies, concurrency=concurrency)
+
+    async def _run(self, name: str, bodies: list, rate: float | None = None, concurrency: int = 64) -> Phase:
+        before = self.replies()
+        acks: list[float] = []
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as client:
+            started = time.perf_counter()
+            if rate:
+                tasks = []
+                for i, (body, headers) in enumerate(bodies):
+                    delay = started + i / rate - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    tasks.append(asyncio.create_task(self._post(client, body, headers, acks)))
+                results = await asyncio.gather(*tasks)
+            else:
+                queue = iter(bodies)
+                results = []
+
+                async def lane() -> None:
+                    for body, headers in queue:
+                        results.append(await self._post(client, body, headers, acks))
+
+                await asyncio.gather(*(lane() for _ in range(concurrency)))
+            sent_for = time.perf_counter() - started
+        deadline = time.monotonic() + 300
+        while self.replies() - before < len(bodies) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        finished = time.perf_counter() - started
+        if self.replies() - before < len(bodies):
+            raise RuntimeError(f"only {self.replies() - before} of {len(bodies)} replies arrived")
+        return Phase(name, len(bodies), sent_for, finished, acks, sum(not ok for ok in results))
+
+
+async def run_one(database_url: str, label: str, args: argparse.Namespace, split: bool) -> None:
+    log = f"{args.log}.{label.split()[0].lower()}{'.split' if split else ''}" if args.log else None
+    with Bench(database_url, label, log, split) as bench:
+        await bench.closed_loop(200, 50, 8)  # warm-up: imports, connections, caches
+        steady = await bench.open_loop(args.rate, args.seconds, args.workers)
+        flat = await bench.closed_loop(int(args.rate * args.seconds), args.workers, args.concurrency)
+    how = "mirai serve + mirai dispatch (2 processes)" if split else "mirai serve (pipeline in-process)"
+    print(f"{label}, {how}:")
+    print(steady.report())
+    print(flat.report(), flush=True)
+
+
+async def run_both(database_url: str, label: str, args: argparse.Namespace) -> None:
+    for split in (False, True):
+        await run_one(database_url, label, args, split)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--rate", type=float, default=500.0, help="offered webhooks per second in the steady phase")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--workers", type=int, default=500, help="distinct LINE users sending")
+    parser.add_argument("--concurrency", type=int, default=32, help="connections in the flat-out phase")
+    parser.add_argument("--log", help="keep the output of mirai serve in FILE.<db>")
+    args = parser.parse_args()
+    print(f"bench/webhooks.py on {os.cpu_count()} CPUs: signed LINE text webhooks -> mirai serve -> fake LINE")
+    if args.db in ("sqlite", "both"):
+        with tempfile.TemporaryDirectory() as tmp:
+            asyncio.run(run_both(f"sqlite:///{tmp}/bench.db", "SQLite (WAL, synchronous=NORMAL)", args))
+    if args.db in ("postgresql", "both"):
+        try:
+            server = PostgresServer(durable=True)
+            server.start()
+        except (FileNotFoundError, subprocess.CalledProcessError) as exc:
+            print(f"PostgreSQL: skipped ({exc})")
+            return
+        try:
+            asyncio.run(run_both(server.url(), "PostgreSQL (fsync on)", args))
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
