@@ -12,14 +12,18 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from admin_api.deps import AppContext
-from admin_api.routes import webchat, webhooks
+from admin_api.routes import inbox as inbox_routes
+from admin_api.routes import inbox_page, webchat, webhooks
 from bot.channels.registry import build_channels
 from bot.flowbook import default_flowbook
+from bot.inbox import InboxService
+from bot.office import OfficeHours
 from bot.outbox import Dispatcher, Outbox
 from bot.pipeline import InboundProcessor, InboundStore, Pipeline
 from bot.service import ConversationService, utcnow
 from bot.settings import Settings, get_settings
 from bot.store.db import get_database
+from bot.translation import Translator
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -30,7 +34,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     book = default_flowbook()
     channels = {name: ch for name, ch in build_channels(settings).items() if ch.enabled()}
     outbox = Outbox(channels)
-    service = ConversationService(db, book, default_language=settings.default_language, outbox=outbox)
+    service = ConversationService(db, book, default_language=settings.default_language, outbox=outbox,
+                                  office_hours=OfficeHours.parse(settings.office_hours, settings.timezone))
     pipeline = None
     if settings.run_workers_in_process:
         pipeline = Pipeline(InboundProcessor(db, service, channels, outbox, utcnow),
@@ -46,8 +51,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Mirai", version="0.1.0", lifespan=lifespan,
                   description="Self-diagnosis chat for migrant workers in Japan, and the tools of its counsellors.")
+    inbox = InboxService(db, book, Translator.from_settings(settings), outbox, utcnow,
+                         token_hours=settings.staff_token_hours,
+                         on_change=pipeline.wake if pipeline is not None else None)
     app.state.ctx = AppContext(settings=settings, db=db, book=book, service=service, channels=channels,
-                               inbound=InboundStore(db), pipeline=pipeline)
+                               inbound=InboundStore(db), pipeline=pipeline, inbox=inbox)
 
     @app.exception_handler(RequestValidationError)
     async def _bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -61,5 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(webchat.router)
     app.include_router(webhooks.router)
+    app.include_router(inbox_routes.router)
+    app.include_router(inbox_page.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from bot.channels.base import Channel
 from bot.flowbook import FlowBook
+from bot.inbox import InboxService
 from bot.pipeline import InboundStore, Pipeline
 from bot.service import ConversationService
 from bot.settings import Settings
@@ -20,3 +21,4 @@ class AppContext:
     channels: dict[str, Channel]
     inbound: InboundStore
     pipeline: Pipeline | None
+    inbox: InboxService

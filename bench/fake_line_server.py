@@ -1,54 +1,86 @@
-"""The tests' fake LINE server in a process of its own, so that the benchmark's client and the fake do not
-share one interpreter lock (and neither slows the other's figures). `GET /__bench/count` answers how many
-reply and push calls it accepted."""
+"""A lean fake LINE Messaging API for the benchmark, in a process of its own.
+
+The tests' FakeLine (tests/fakes/providers.py) checks every detail of every call, on Python's threaded
+http.server; at hundreds of calls a second it would eat the CPU the benchmark is measuring. This one answers
+reply and push the way LINE does (bearer token, 1-5 messages, reply tokens valid once, retry keys answered 409
+the second time) on aiohttp, and counts what it accepted: `GET /__bench/count`. `POST /__bench/tokens`
+({user_id: [reply tokens]}) issues reply tokens before the clock starts.
+"""
 from __future__ import annotations
 
+import socket
 import sys
-import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from aiohttp import web
 
-from tests.fakes.providers import FakeLine, Recorded, Reply  # noqa: E402
+ACCESS_TOKEN = "test-line-channel-access-token"
 
 
-class CountingFakeLine(FakeLine):
-    """The fake LINE, plus two controls: `POST /__bench/tokens` ({user_id: [reply tokens]}) issues reply
-    tokens before the clock starts, and `GET /__bench/count` says how many replies and pushes were accepted."""
-
+class LeanFakeLine:
     def __init__(self) -> None:
-        super().__init__()
+        self.reply_tokens: dict[str, str] = {}
+        self.retry_keys: set[str] = set()
         self.accepted = 0
 
-    def _handle(self, req: Recorded) -> Reply:
-        if req.path == "/__bench/count":
-            return Reply(200, {"accepted": self.accepted})
-        if req.path == "/__bench/tokens":
-            for user_id, tokens in (req.json or {}).items():
-                for token in tokens:
-                    self.issue_reply_token(user_id, token)
-            return Reply(200, {})
-        reply = super()._handle(req)
-        if reply.status == 200 and req.path in ("/v2/bot/message/reply", "/v2/bot/message/push"):
-            self.accepted += 1  # under the fake's lock (held by the caller)
-        return reply
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v2/bot/message/reply", self.reply)
+        app.router.add_post("/v2/bot/message/push", self.push)
+        app.router.add_get("/__bench/count", self.count)
+        app.router.add_post("/__bench/tokens", self.tokens)
+        return app
 
-    def _serve(self, h) -> None:  # type: ignore[no-untyped-def]
-        super()._serve(h)
-        with self._lock:  # a long run would otherwise keep every request in memory
-            self.requests.clear()
-            self.delivered.clear()
+    @staticmethod
+    async def _body(request: web.Request) -> dict | web.Response:
+        if request.headers.get("Authorization") != f"Bearer {ACCESS_TOKEN}":
+            return web.json_response({"message": "Authentication failed."}, status=401)
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json_response({"message": "The request body could not be parsed as JSON"}, status=400)
+        messages = body.get("messages") if isinstance(body, dict) else None
+        if not isinstance(messages, list) or not 1 <= len(messages) <= 5:
+            return web.json_response({"message": "The request body has 1 error(s)"}, status=400)
+        return body
+
+    async def reply(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        if self.reply_tokens.pop(body.get("replyToken"), None) is None:
+            return web.json_response({"message": "Invalid reply token"}, status=400)
+        self.accepted += 1
+        return web.json_response({"sentMessages": [{"id": str(self.accepted)} for _ in body["messages"]]})
+
+    async def push(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        key = request.headers.get("X-Line-Retry-Key")
+        if key in self.retry_keys:
+            return web.json_response({"message": "The retry key is already accepted"}, status=409)
+        if key:
+            self.retry_keys.add(key)
+        self.accepted += 1
+        return web.json_response({"sentMessages": [{"id": str(self.accepted)} for _ in body["messages"]]})
+
+    async def count(self, _request: web.Request) -> web.Response:
+        return web.json_response({"accepted": self.accepted})
+
+    async def tokens(self, request: web.Request) -> web.Response:
+        for user_id, tokens in (await request.json()).items():
+            for token in tokens:
+                self.reply_tokens[token] = user_id
+        return web.json_response({})
 
 
 def main() -> None:
-    fake = CountingFakeLine().start()
-    print(fake.base_url, flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        fake.stop()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    print(f"http://127.0.0.1:{port}", flush=True)
+    web.run_app(LeanFakeLine().app(), host="127.0.0.1", port=port, print=None, access_log=None)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -136,6 +136,55 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_users_add(args: argparse.Namespace) -> int:
+    import getpass
+
+    from bot.flowbook import default_flowbook
+    from bot.inbox import InboxError, InboxService
+    from bot.service import utcnow
+    from bot.store.db import get_database
+    from bot.translation import Translator
+
+    settings = get_settings()
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            print("the passwords differ; nothing was changed", file=sys.stderr)
+            return 2
+    inbox = InboxService(get_database(settings.database_url), default_flowbook(), Translator("none"), None, utcnow)
+    try:
+        user = inbox.add_user(args.name, args.role, password, args.language)
+    except InboxError as exc:
+        print(f"not added: {exc}", file=sys.stderr)
+        return 2
+    print(f"added {user.name} ({user.role}, reads {user.language}); log in at /inbox")
+    return 0
+
+
+def cmd_articles_search(args: argparse.Namespace) -> int:
+    from bot.articles import default_library
+    from nlu.langid import detect_language
+
+    query = " ".join(args.query)
+    lang = args.lang or detect_language(query)
+    if not lang:
+        lang = get_settings().default_language
+        print(f"could not tell the language of the query; searching in {lang} (use --lang)", file=sys.stderr)
+    hits = default_library().search(query, lang, limit=3)
+    for rank, hit in enumerate(hits, 1):
+        title = hit.article.title(lang)
+        if args.jsonl:
+            row = {"rank": rank, "id": hit.article.id, "title": title, "score": hit.score, "language": lang}
+            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+        else:
+            sys.stdout.write(f"{rank}. {hit.article.id}  {title}  (score {hit.score:.2f})\n")
+    if not hits and not args.jsonl:
+        sys.stdout.write(f"no article matches ({lang})\n")
+    return 0
+
+
 def _safe_url(url: str) -> str:
     """The database URL without its password, for printing."""
     if "@" in url and "://" in url:
@@ -170,6 +219,24 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_argument("channel", choices=["line", "telegram", "messenger"])
     setup.add_argument("url")
     setup.set_defaults(func=cmd_channels_setup)
+
+    users = sub.add_parser("users", help="counsellor, supervisor and administrator accounts of the inbox")
+    users_sub = users.add_subparsers(dest="action", required=True)
+    add = users_sub.add_parser("add", help="create an account (asks for the password twice)")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=["counsellor", "supervisor", "admin"])
+    add.add_argument("--language", default="ja", choices=["ja", "en"],
+                     help="the language transcripts are translated into for this person")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add.set_defaults(func=cmd_users_add)
+
+    articles = sub.add_parser("articles", help="the portal articles")
+    articles_sub = articles.add_subparsers(dest="action", required=True)
+    search = articles_sub.add_parser("search", help="print the 3 articles that best match a query")
+    search.add_argument("query", nargs="+", help="what a worker would type")
+    search.add_argument("--lang", choices=LANGUAGES, help="the query's language (guessed when left out)")
+    search.add_argument("--jsonl", action="store_true", help="print each hit as one JSON object per line")
+    search.set_defaults(func=cmd_articles_search)
 
     mig = sub.add_parser("migrate", help="create or upgrade the database schema")
     mig.set_defaults(func=cmd_migrate)

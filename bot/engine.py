@@ -7,14 +7,14 @@ in one transaction.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from bot.amounts import Amount, AmountParser
 from bot.flowbook import LANGUAGE_ALIASES, LANGUAGE_NAMES, LANGUAGES, FlowBook, Question, default_flowbook
-from bot.messages import InboundEvent, InboundKind, Option, Outbound, OutboundKind
+from bot.messages import CounsellorHours, InboundEvent, InboundKind, Option, Outbound, OutboundKind
 from bot.scoring import Score, score
 from bot.text import (
     _fold_latin,
@@ -84,6 +84,7 @@ class _Turn:
         self.effects: list[Effect] = []
         self.amounts = _amount_parser(book)
         self.detected_language: str | None = None
+        self.event: InboundEvent | None = None
 
     # ----- saying things -------------------------------------------------------------------------------
     @property
@@ -203,6 +204,7 @@ class _Turn:
 
     # ----- the turn ----------------------------------------------------------------------------------
     def handle(self, event: InboundEvent) -> None:
+        self.event = event
         self.detected_language = event.detected_language
         if event.kind is InboundKind.UNFOLLOW:
             self.s.paused = True
@@ -321,7 +323,7 @@ class _Turn:
             self.say(self.t("stopped"))
         elif command == "talk_to_person":
             self._handoff("normal", "asked")
-            self.say(self.t("handoff_recorded"))
+            self._say_handoff_recorded()
             self.reask()
         elif command == "menu":
             if step_id != "menu":
@@ -607,7 +609,7 @@ class _Turn:
             return
         if chosen == "yes":
             self._handoff("critical", "critical_result")
-            self.say(self.t("handoff_recorded"))
+            self._say_handoff_recorded()
         else:
             self.say(self.t("counsellor_declined", helplines=self.book.helpline_text(self.lang)))
         self._after_result_menu()
@@ -683,7 +685,7 @@ class _Turn:
         if result.handoff_requested:
             self._handoff("critical" if result.level == "critical" else "normal", "q13_yes",
                           level=result.level, indicators=result.indicator_ids)
-            self.say(self.t("handoff_recorded"))
+            self._say_handoff_recorded()
             self._after_result_menu()
         elif result.level == "critical":
             self.ask("counsellor_offer")
@@ -728,6 +730,23 @@ class _Turn:
     def _handoff(self, priority: str, reason: str, **extra: Any) -> None:
         self.effect("handoff", priority=priority, reason=reason, language=self.lang, **extra)
 
+    def _say_handoff_recorded(self) -> None:
+        self.say(self.t("handoff_recorded"))
+        hours = self.event.counsellor_hours if self.event is not None else None
+        if hours is not None:
+            self.say(self.t("counsellors_open" if hours.open_now else "counsellors_closed",
+                            hours=self._describe_hours(hours)))
+
+    def _describe_hours(self, hours: CounsellorHours) -> str:
+        names = self.t("weekdays").split(",")
+        days = sorted(hours.days)
+        consecutive = days == list(range(days[0], days[-1] + 1)) if days else False
+        if consecutive and len(days) > 2:
+            span = f"{names[days[0]]}–{names[days[-1]]}"
+        else:
+            span = ", ".join(names[d] for d in days)
+        return f"{span} {hours.start}–{hours.end}"
+
     def _danger(self) -> None:
         self._handoff("urgent", "danger_words")
         self.say(self.t("danger", helplines=self.book.helpline_text(self.lang)))
@@ -766,3 +785,17 @@ def _amount_parser(book: FlowBook) -> AmountParser:
 def _matches(forms: tuple[str, str], words: tuple[frozenset[str], frozenset[str]] | None) -> bool:
     """``matches_any`` against precomputed keyword forms: the whole message is one of the words."""
     return bool(words) and bool(forms[0]) and (forms[0] in words[0] or forms[1] in words[1])  # type: ignore[index]
+
+
+def reaches_bot_while_counsellor_holds(state: ConversationState, event: InboundEvent, book: FlowBook) -> bool:
+    """While a counsellor holds the conversation the bot keeps quiet; only "stop", a cry for help, and the
+    worker leaving (unfollow) still reach it."""
+    if event.kind is InboundKind.UNFOLLOW:
+        return True
+    turn = _Turn(book, state, datetime.now(UTC))
+    if event.kind is InboundKind.CHOICE:
+        return "cmd:stop" in event.choice_ids
+    if event.kind is not InboundKind.TEXT:
+        return False
+    text = clean(event.text)
+    return bool(text) and (turn.is_danger(text) or turn.intent_of(text, COMMANDS) == "stop")

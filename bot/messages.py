@@ -16,6 +16,16 @@ class InboundKind(StrEnum):
     MEDIA = "media"  # image, sticker, audio, file
 
 
+class CounsellorHours(BaseModel):
+    """When counsellors work, as the service knows it at the moment of the event (the engine has no clock
+    of its own and no settings)."""
+
+    open_now: bool
+    days: list[int]  # 0 = Monday
+    start: str  # "09:00", local time
+    end: str
+
+
 class InboundEvent(BaseModel):
     kind: InboundKind
     text: str = ""
@@ -26,6 +36,8 @@ class InboundEvent(BaseModel):
     language_chosen: bool = False
     # Filled by the service from the NLU before the engine sees the event.
     detected_language: str | None = None
+    # Filled by the service: when counsellors work, for the answer to a request for a person.
+    counsellor_hours: CounsellorHours | None = None
 
 
 class OutboundKind(StrEnum):

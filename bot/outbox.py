@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import insert
 from sqlmodel import Session, select
 
 from bot.channels.base import Channel, SendContext, SendOutcome, SendResult
@@ -37,27 +38,31 @@ class Outbox:
 
     def enqueue(self, session: Session, worker: Worker, outbound: list[Outbound], now: datetime, *,
                 reply_token: str | None = None, reply_token_expires_at: datetime | None = None,
-                source: str = "bot") -> list[OutboxMessage]:
+                source: str = "bot", into: list[dict[str, Any]] | None = None) -> int:
         channel = self.channels.get(worker.channel)
         if channel is None or not outbound:
-            return []
-        return self.enqueue_calls(session, worker, channel.render(outbound), now, source=source,
+            return 0
+        return self.enqueue_calls(session, worker, channel.render(outbound), now, source=source, into=into,
                                   reply_token=reply_token, reply_token_expires_at=reply_token_expires_at)
 
     def enqueue_calls(self, session: Session, worker: Worker, calls: list[dict[str, Any]], now: datetime, *,
                       source: str = "channel", reply_token: str | None = None,
-                      reply_token_expires_at: datetime | None = None) -> list[OutboxMessage]:
-        rows = []
-        for i, call in enumerate(calls):
-            row = OutboxMessage(
-                worker_id=worker.id, channel=worker.channel, recipient=worker.channel_user_id, payload=call,
-                source=source, idempotency_key=str(uuid.uuid4()), next_attempt_at=now, created_at=now,
-                # Only the first call may use the reply token: LINE accepts a token once.
-                reply_token=reply_token if i == 0 else None,
-                reply_token_expires_at=reply_token_expires_at if i == 0 else None)
-            session.add(row)
-            rows.append(row)
-        return rows
+                      reply_token_expires_at: datetime | None = None,
+                      into: list[dict[str, Any]] | None = None) -> int:
+        """Outbox rows for these provider calls, in order; inserted now, or added to ``into`` for the caller
+        to insert with others (a batch of turns writes all its rows at once)."""
+        rows = [dict(worker_id=worker.id, channel=worker.channel, recipient=worker.channel_user_id, payload=call,
+                     source=source, idempotency_key=str(uuid.uuid4()), status="pending", attempts=0,
+                     next_attempt_at=now, created_at=now, last_error=None, sent_at=None,
+                     # Only the first call may use the reply token: LINE accepts a token once.
+                     reply_token=reply_token if i == 0 else None,
+                     reply_token_expires_at=reply_token_expires_at if i == 0 else None)
+                for i, call in enumerate(calls)]
+        if into is not None:
+            into.extend(rows)
+        elif rows:
+            session.execute(insert(OutboxMessage.__table__), rows)  # type: ignore[arg-type]
+        return len(rows)
 
 
 class Dispatcher:

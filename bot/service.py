@@ -8,9 +8,10 @@ from typing import Any, NamedTuple
 
 from sqlmodel import Session
 
-from bot.engine import ConversationState, Effect, step
+from bot.engine import ConversationState, Effect, reaches_bot_while_counsellor_holds, step
 from bot.flowbook import FlowBook, default_flowbook
 from bot.messages import InboundEvent, InboundKind, Outbound
+from bot.office import OfficeHours
 from bot.outbox import Outbox
 from bot.store.db import Database
 from bot.store.models import ConversationStateRow, Worker
@@ -37,12 +38,14 @@ def utcnow() -> datetime:
 
 class ConversationService:
     def __init__(self, db: Database, book: FlowBook | None = None, clock: Clock = utcnow,
-                 default_language: str = "en", outbox: Outbox | None = None) -> None:
+                 default_language: str = "en", outbox: Outbox | None = None,
+                 office_hours: OfficeHours | None = None) -> None:
         self.db = db
         self.book = book or default_flowbook()
         self.clock = clock
         self.default_language = default_language
         self.outbox = outbox
+        self.office_hours = office_hours
 
     def handle(self, channel: str, channel_user_id: str, event: InboundEvent,
                provider_event_id: str | None = None) -> list[Outbound]:
@@ -68,6 +71,7 @@ class ConversationService:
         workers = repo.workers_for_update(keys, now)
         states = repo.load_states([w.id for w in workers.values()])  # type: ignore[misc]
         seen = repo.received_event_ids([(t.channel, t.provider_event_id) for t in turns if t.provider_event_id])
+        held = repo.held_by_counsellor([w.id for w in workers.values()])  # type: ignore[misc]
         replies: list[list[Outbound]] = []
         for turn in turns:
             if turn.provider_event_id and (turn.channel, turn.provider_event_id) in seen:
@@ -76,19 +80,29 @@ class ConversationService:
             if turn.provider_event_id:
                 seen.add((turn.channel, turn.provider_event_id))
             worker = workers[(turn.channel, turn.channel_user_id)]
-            replies.append(self._turn(repo, worker, states, turn, now))
+            replies.append(self._turn(repo, worker, states, turn, now, held=worker.id in held))
+        repo.write_new_rows()
         return replies
 
     def _turn(self, repo: ConversationRepository, worker: Worker, states: dict[int, ConversationStateRow],
-              turn: Turn, now: datetime) -> list[Outbound]:
+              turn: Turn, now: datetime, held: bool = False) -> list[Outbound]:
         event = turn.event
         stored = states.get(worker.id)  # type: ignore[arg-type]
         state = (ConversationState.model_validate(stored.state) if stored
                  else ConversationState(language=worker.language))
         if event.kind is InboundKind.TEXT and not state.language_confirmed and not event.detected_language:
             event = event.model_copy(update={"detected_language": detect_language(event.text)})
+        if self.office_hours is not None and event.kind in (InboundKind.TEXT, InboundKind.CHOICE):
+            event = event.model_copy(update={"counsellor_hours": self.office_hours.for_worker(now)})
         repo.add_inbound(worker, event.kind.value, event.text or ",".join(event.choice_ids),
                          _inbound_payload(event), state.step, turn.provider_event_id, now)
+        if held and not reaches_bot_while_counsellor_holds(state, event, self.book):
+            # The counsellor answers this one; the inbox shows it from the stored message.
+            worker.last_active_at = worker.last_inbound_at = now
+            worker.reachable = True
+            repo.session.add(worker)
+            repo.touch_handoff(worker.id, now)  # type: ignore[arg-type]
+            return []
         result = step(state, event, now, self.book)
         states[worker.id] = repo.save_state_row(stored, worker.id, result.state.model_dump(mode="json"), now)  # type: ignore[index,arg-type]
         for out in result.outbound:
@@ -102,7 +116,7 @@ class ConversationService:
         repo.session.add(worker)
         if self.outbox is not None:
             self.outbox.enqueue(repo.session, worker, result.outbound, now, reply_token=turn.reply_token,
-                                reply_token_expires_at=turn.reply_token_expires_at)
+                                reply_token_expires_at=turn.reply_token_expires_at, into=repo.new_outbox)
         return result.outbound
 
     def _apply(self, repo: ConversationRepository, worker: Worker, effect: Effect, state: ConversationState,
@@ -136,15 +150,18 @@ class ConversationService:
             worker.reachable = False
         repo.session.add(worker)
 
-    def history(self, channel: str, channel_user_id: str, limit: int = 200) -> list[dict[str, Any]]:
-        """The conversation as the worker saw it (for reopening the web chat)."""
+    def history(self, channel: str, channel_user_id: str, limit: int = 200,
+                after_id: int | None = None) -> list[dict[str, Any]]:
+        """The conversation as the worker saw it (for reopening the web chat), or what came after a message
+        (a counsellor's answers, for a web chat that is open)."""
         with self.db.session() as session:
             repo = ConversationRepository(session)
             worker = repo.find_worker(channel, channel_user_id)
             if not worker:
                 return []
-            return [{"direction": m.direction, **(m.payload if m.direction == "out" else {"text": m.text})}
-                    for m in repo.transcript(worker.id, limit)]  # type: ignore[arg-type]
+            return [{"id": m.id, "direction": m.direction,
+                     **(m.payload if m.direction == "out" else {"text": m.text})}
+                    for m in repo.transcript(worker.id, limit, after_id)]  # type: ignore[arg-type]
 
 
 def _inbound_payload(event: InboundEvent) -> dict[str, Any]:

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     outbox_retry_base_seconds: float = 1.0
     outbox_retry_max_seconds: float = 300.0
     outbox_max_attempts: int = 10
+    # Counsellors: when they work (in TIMEZONE), and how long a login lasts.
+    office_hours: str = "mon-fri 09:00-18:00"
+    staff_token_hours: float = 10.0
+    inbox_poll_seconds: float = 1.0  # how often the inbox's live stream looks for new messages
     # Run the inbound processor and the outbox dispatcher inside `mirai serve`.
     run_workers_in_process: bool = True
 
@@ -55,6 +59,8 @@ class Settings(BaseSettings):
     microsoft_translator_key: str = ""
     microsoft_translator_region: str = ""
     translator_timeout_seconds: float = 5.0
+    # After a failed call the provider is not asked again for this long (texts go out untranslated).
+    translator_cooldown_seconds: float = 30.0
 
 
 @lru_cache

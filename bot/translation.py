@@ -66,6 +66,9 @@ class Translation:
     provider: str
 
 
+DEFAULT_COOLDOWN_SECONDS = 30.0
+
+
 class _LRUCache:
     """A thread-safe, bounded least-recently-used map; ``maxsize=0`` keeps nothing."""
 
@@ -145,6 +148,7 @@ class Translator:
         microsoft_translator_region: str = "",
         cache_size: int = DEFAULT_CACHE_SIZE,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        cooldown_seconds: float = DEFAULT_COOLDOWN_SECONDS,
     ) -> None:
         provider = (provider or "none").strip().lower()
         problem = None
@@ -173,6 +177,10 @@ class Translator:
         self._slots = threading.BoundedSemaphore(self._max_in_flight)
         self._warned: set[tuple[str, str]] = set()
         self._warned_lock = threading.Lock()
+        # After a failure the provider is left alone for a while: a transcript of fifty messages must not
+        # wait fifty timeouts while the provider is down.
+        self.cooldown_seconds = float(cooldown_seconds)
+        self._down_until = 0.0
 
     @classmethod
     def from_settings(cls, settings: Any) -> Translator:
@@ -184,6 +192,7 @@ class Translator:
             deepl_api_key=settings.deepl_api_key,
             microsoft_translator_key=settings.microsoft_translator_key,
             microsoft_translator_region=settings.microsoft_translator_region,
+            cooldown_seconds=settings.translator_cooldown_seconds,
         )
 
     # ---- public ------------------------------------------------------------------------------------
@@ -237,9 +246,12 @@ class Translator:
         src_code = codes[src] if src is not None else None
         tgt_code = codes[tgt]
         started = time.monotonic()
+        if started < self._down_until:
+            return original
         try:
             answer = self._call(lambda: self._client(src_code, tgt_code).translate(text))
         except Exception as exc:
+            self._down_until = time.monotonic() + self.cooldown_seconds
             log.warning("translation failed (%s -> %s, %s, %d chars, %.2fs): %s", original.source, tgt,
                         self.provider, len(text), time.monotonic() - started, _describe(exc))
             return original

@@ -70,12 +70,12 @@ def post_event(event: WebEvent, request: Request) -> WebReply:
 
 
 @router.get("/api/webchat/history", response_model=WebReply)
-def history(user_id: str, request: Request) -> WebReply:
+def history(user_id: str, request: Request, after_id: int | None = None) -> WebReply:
     import re
 
     if not re.fullmatch(USER_ID_PATTERN, user_id):
         raise HTTPException(status_code=400, detail="invalid user id")
     ctx = request.app.state.ctx
-    messages = ctx.service.history(WEB_CHANNEL, user_id)
+    messages = ctx.service.history(WEB_CHANNEL, user_id, after_id=after_id)
     lang = next((m.get("language") for m in reversed(messages) if m.get("language")), ctx.settings.default_language)
     return WebReply(language=lang, messages=messages, navigation=_navigation(request, lang))

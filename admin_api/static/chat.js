@@ -152,7 +152,22 @@
     setLanguage(langs.some((l) => l.id === guess) ? guess : "en");
     const past = await (await fetch("/api/webchat/history?user_id=" + userId)).json();
     if (past.messages.length) render(past.messages, false);
+    lastSeenId = past.messages.reduce((max, m) => Math.max(max, m.id || 0), 0);
     await send({ kind: "follow", language: language }, null);
+    setInterval(pollForCounsellor, 4000);
+  }
+
+  // A counsellor's answers arrive on their own time, not as replies to what the worker just sent.
+  let lastSeenId = 0;
+  async function pollForCounsellor() {
+    try {
+      const res = await fetch("/api/webchat/history?user_id=" + userId + "&after_id=" + lastSeenId);
+      if (!res.ok) return;
+      const fresh = (await res.json()).messages;
+      const pushed = fresh.filter((m) => m.direction === "out" && m.pushed);
+      if (pushed.length) render(pushed, false);
+      lastSeenId = fresh.reduce((max, m) => Math.max(max, m.id || 0), lastSeenId);
+    } catch (e) { /* offline for a moment: the next poll catches up */ }
   }
   start();
 })();

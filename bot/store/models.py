@@ -103,6 +103,13 @@ class HandoffRequest(SQLModel, table=True):
     channel: str = Field(max_length=32)
     summary: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(index=True)
+    # The counsellor side: who holds the conversation, how it was classified, when it ended.
+    assigned_to: int | None = Field(default=None, foreign_key="staff_user.id", index=True)
+    claimed_at: datetime | None = None
+    category: str | None = Field(default=None, max_length=64)
+    subcategory: str | None = Field(default=None, max_length=64)
+    resolved_at: datetime | None = None
+    updated_at: datetime | None = Field(default=None, index=True)
 
 
 class InboundQueue(SQLModel, table=True):
@@ -145,3 +152,54 @@ class OutboxMessage(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=500)
     created_at: datetime
     sent_at: datetime | None = None
+
+
+class StaffUser(SQLModel, table=True):
+    """A counsellor, supervisor or administrator of the inbox. Workers are never users."""
+
+    __tablename__ = "staff_user"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, unique=True)
+    role: str = Field(max_length=16)  # counsellor, supervisor, admin
+    password_hash: str = Field(max_length=255)
+    language: str = Field(default="ja", max_length=8)  # the language transcripts are translated into
+    active: bool = True
+    created_at: datetime
+
+
+class StaffToken(SQLModel, table=True):
+    """A bearer token, stored only as its SHA-256 so that a copy of the database logs nobody in."""
+
+    __tablename__ = "staff_token"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="staff_user.id", index=True)
+    created_at: datetime
+    expires_at: datetime = Field(index=True)
+
+
+class CaseNote(SQLModel, table=True):
+    """An internal note on a conversation: never shown to the worker."""
+
+    __tablename__ = "case_note"
+
+    id: int | None = Field(default=None, primary_key=True)
+    handoff_id: int = Field(foreign_key="handoff_request.id", index=True)
+    author_id: int = Field(foreign_key="staff_user.id")
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime
+
+
+class AuditEntry(SQLModel, table=True):
+    """Who read, answered, moved or exported which conversation, and when."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="staff_user.id", index=True)
+    action: str = Field(max_length=32)  # login, read_transcript, reply, claim, transfer, resolve, note, export
+    handoff_id: int | None = Field(default=None, index=True)
+    worker_id: int | None = None
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(index=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -15,6 +16,7 @@ from bot.store.models import (
     DiagnosisSession,
     HandoffRequest,
     Message,
+    OutboxMessage,
     Worker,
 )
 
@@ -27,6 +29,8 @@ class ConversationRepository:
         # (and without flushing everything first) rather than at every answer.
         self._open_sheets: dict[int, DiagnosisSession | None] = {}
         self._answers: dict[tuple[int, str], Answer | None] = {}
+        self.new_messages: list[dict[str, Any]] = []
+        self.new_outbox: list[dict[str, Any]] = []
 
     # ----- workers and their state ---------------------------------------------------------------------
     def worker_for_update(self, channel: str, channel_user_id: str, language: str, now: datetime) -> Worker:
@@ -126,21 +130,32 @@ class ConversationRepository:
         return seen
 
     def add_inbound(self, worker: Worker, kind: str, text: str, payload: dict[str, Any], question: str | None,
-                    provider_event_id: str | None, now: datetime) -> Message:
-        msg = Message(worker_id=worker.id, channel=worker.channel, direction="in", kind=kind, text=text,
-                      payload=payload, question=question, provider_event_id=provider_event_id, created_at=now)
-        self.session.add(msg)
-        return msg
+                    provider_event_id: str | None, now: datetime) -> None:
+        self.new_messages.append(dict(
+            worker_id=worker.id, channel=worker.channel, direction="in", kind=kind, text=text, payload=payload,
+            question=question, provider_event_id=provider_event_id, created_at=now, delivered_at=None))
 
-    def add_outbound(self, worker: Worker, out: Outbound, now: datetime) -> Message:
-        msg = Message(worker_id=worker.id, channel=worker.channel, direction="out", kind=out.kind.value,
-                      text=out.text, payload=out.as_json(), question=out.question, created_at=now)
-        self.session.add(msg)
-        return msg
+    def add_outbound(self, worker: Worker, out: Outbound, now: datetime) -> None:
+        self.new_messages.append(dict(
+            worker_id=worker.id, channel=worker.channel, direction="out", kind=out.kind.value, text=out.text,
+            payload=out.as_json(), question=out.question, provider_event_id=None, created_at=now, delivered_at=None))
 
-    def transcript(self, worker_id: int, limit: int = 200) -> list[Message]:
-        rows = self.session.exec(select(Message).where(Message.worker_id == worker_id)
-                                 .order_by(Message.id.desc()).limit(limit)).all()  # type: ignore[union-attr]
+    def write_new_rows(self) -> None:
+        """Messages and outbox rows are plain inserts, many at a time, in the order they were made (so a
+        transcript and a worker's sends keep their order); building ORM objects for them cost more than the
+        conversation step itself."""
+        if self.new_messages:
+            self.session.execute(insert(Message.__table__), self.new_messages)  # type: ignore[arg-type]
+            self.new_messages = []
+        if self.new_outbox:
+            self.session.execute(insert(OutboxMessage.__table__), self.new_outbox)  # type: ignore[arg-type]
+            self.new_outbox = []
+
+    def transcript(self, worker_id: int, limit: int = 200, after_id: int | None = None) -> list[Message]:
+        query = select(Message).where(Message.worker_id == worker_id)
+        if after_id is not None:
+            query = query.where(Message.id > after_id)  # type: ignore[operator]
+        rows = self.session.exec(query.order_by(Message.id.desc()).limit(limit)).all()  # type: ignore[union-attr]
         return list(reversed(rows))
 
     # ----- the sheet -----------------------------------------------------------------------------------
@@ -206,20 +221,37 @@ class ConversationRepository:
                                       .order_by(DiagnosisResult.id)).all())  # type: ignore[arg-type]
 
     # ----- help ----------------------------------------------------------------------------------------
+    def held_by_counsellor(self, worker_ids: list[int]) -> set[int]:
+        """The workers whose conversation a counsellor has claimed and not yet resolved."""
+        if not worker_ids:
+            return set()
+        with self.session.no_autoflush:
+            return set(self.session.exec(select(HandoffRequest.worker_id).where(
+                HandoffRequest.worker_id.in_(worker_ids), HandoffRequest.status == "assigned")).all())  # type: ignore[attr-defined]
+
+    def touch_handoff(self, worker_id: int, now: datetime) -> None:
+        self.session.execute(update(HandoffRequest).where(
+            HandoffRequest.worker_id == worker_id, HandoffRequest.status.in_(("waiting", "assigned")))  # type: ignore[attr-defined]
+            .values(updated_at=now))
+
     def request_handoff(self, worker: Worker, priority: str, reason: str, language: str,
                         summary: dict[str, Any], now: datetime) -> HandoffRequest:
-        """One open request per worker; a more urgent trigger raises the priority of the waiting one."""
+        """One open request per worker (waiting or held by a counsellor); a more urgent trigger raises the
+        priority of the open one."""
         rank = {"urgent": 3, "critical": 2, "normal": 1}
         waiting = self.session.exec(select(HandoffRequest).where(
-            HandoffRequest.worker_id == worker.id, HandoffRequest.status == "waiting")).first()
+            HandoffRequest.worker_id == worker.id,
+            HandoffRequest.status.in_(("waiting", "assigned")))).first()  # type: ignore[attr-defined]
         if waiting:
+            waiting.updated_at = now
             if rank.get(priority, 0) > rank.get(waiting.priority, 0):
                 waiting.priority = priority
             waiting.summary = {**waiting.summary, **summary, "reasons": [*waiting.summary.get("reasons", []), reason]}
             self.session.add(waiting)
             return waiting
         request = HandoffRequest(worker_id=worker.id, priority=priority, reason=reason, language=language,
-                                 channel=worker.channel, summary={**summary, "reasons": [reason]}, created_at=now)
+                                 channel=worker.channel, summary={**summary, "reasons": [reason]}, created_at=now,
+                                 updated_at=now)
         self.session.add(request)
         return request
 

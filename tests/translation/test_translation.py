@@ -38,7 +38,7 @@ def libre() -> Iterator[FakeLibreTranslate]:
 
 def translator_for(server: FakeLibreTranslate, **settings: object) -> Translator:
     values: dict[str, object] = dict(translator="libre", libretranslate_url=server.base_url,
-                                     translator_timeout_seconds=3.0)
+                                     translator_timeout_seconds=3.0, translator_cooldown_seconds=0)
     values.update(settings)
     return Translator.from_settings(Settings(**values))
 
@@ -106,6 +106,15 @@ def test_when_the_translation_server_is_down_the_counsellor_reads_the_original(l
     libre.down = False  # a failure is not remembered: once the server is back, the message is translated
     assert translator.translate(UNPAID, "vi", "ja").text == UNPAID_JA
     assert len(libre.translate_requests) == 2
+
+
+def test_after_a_failure_the_provider_is_rested_so_a_long_transcript_does_not_wait_on_it(libre):
+    translator = translator_for(libre, translator_cooldown_seconds=60)
+    libre.down = True
+    assert translator.translate(UNPAID, "vi", "ja").translated is False
+    libre.down = False
+    assert translator.translate(REPLY_VI, "vi", "ja").translated is False, "not asked again during the rest"
+    assert len(libre.translate_requests) == 1
 
 
 def test_an_answer_that_makes_no_sense_is_not_shown(libre):
