@@ -65,10 +65,85 @@ class Outbox:
         return len(rows)
 
 
+class DispatchLocks:
+    """Which dispatcher may send to which worker right now, so that any number of dispatcher processes share
+    the work without sending a message twice or out of order.
+
+    PostgreSQL: a session advisory lock per worker, on a connection of this dispatcher's own; the server drops
+    them the moment the process dies. SQLite: one dispatcher at a time, by an exclusive lock on a file beside
+    the database, which the operating system releases when the process dies."""
+
+    NAMESPACE = 7_301  # the first key of our advisory locks, so they never meet another application's
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._guard = threading.Lock()
+        self._connection: Any = None
+        self._file: Any = None
+        self._told_waiting = False
+
+    def may_dispatch(self) -> bool:
+        if self.db.is_postgres:
+            return True
+        if self._file is not None:
+            return True
+        import fcntl
+
+        path = self.db.url.split("///", 1)[-1]
+        if not path or path == ":memory:":
+            return True
+        handle = open(f"{path}.dispatch.lock", "a+")  # noqa: SIM115 (held for the life of the process)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            if not self._told_waiting:
+                log.warning("another dispatcher is sending for this SQLite database; this one waits")
+                self._told_waiting = True
+            return False
+        self._file = handle
+        return True
+
+    def try_lock(self, worker_ids: list[int]) -> list[int]:
+        if not self.db.is_postgres or not worker_ids:
+            return worker_ids
+        with self._guard:
+            conn = self._conn()
+            rows = conn.exec_driver_sql(
+                "SELECT w FROM unnest(%(ids)s::int[]) AS w WHERE pg_try_advisory_lock(%(ns)s, w)",
+                {"ids": worker_ids, "ns": self.NAMESPACE}).all()
+            conn.commit()
+            return [int(r[0]) for r in rows]
+
+    def unlock(self, worker_ids: list[int]) -> None:
+        if not self.db.is_postgres or not worker_ids:
+            return
+        with self._guard:
+            conn = self._conn()
+            conn.exec_driver_sql("SELECT pg_advisory_unlock(%(ns)s, w) FROM unnest(%(ids)s::int[]) AS w",
+                                 {"ids": worker_ids, "ns": self.NAMESPACE}).all()
+            conn.commit()
+
+    def _conn(self) -> Any:
+        if self._connection is None:
+            self._connection = self.db.engine.connect()
+        return self._connection
+
+    def close(self) -> None:
+        with self._guard:
+            if self._connection is not None:
+                self._connection.close()  # the server releases every lock it held
+                self._connection = None
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+
 class Dispatcher:
     def __init__(self, db: Database, channels: dict[str, Channel], settings: Settings, clock: Clock,
                  concurrency: int = 64, batch_size: int = 500, record_every: int = 32) -> None:
         self.db = db
+        self.locks = DispatchLocks(db)
         self.channels = channels
         self.settings = settings
         self.clock = clock
@@ -79,11 +154,21 @@ class Dispatcher:
 
     async def run_once(self) -> int:
         """Sends what is due now; returns how many rows got an outcome."""
+        if not await asyncio.to_thread(self.locks.may_dispatch):
+            return 0
         heads = await asyncio.to_thread(self._due_rows)
         if not heads:
             return 0
-        counts = await asyncio.gather(*(self._send_chain(rows) for rows in heads.values()))
-        await self._flush_outcomes()
+        mine = await asyncio.to_thread(self.locks.try_lock, list(heads))
+        if not mine:
+            return 0
+        try:
+            if self.db.is_postgres:  # read again under the locks: another dispatcher may have just sent some
+                heads = await asyncio.to_thread(self._due_rows, set(mine))
+            counts = await asyncio.gather(*(self._send_chain(rows) for rows in heads.values()))
+            await self._flush_outcomes()  # before the locks go: the next holder must see these as sent
+        finally:
+            await asyncio.to_thread(self.locks.unlock, mine)
         return sum(counts)
 
     async def run_until_empty(self, timeout: float = 60.0) -> None:
@@ -97,14 +182,16 @@ class Dispatcher:
         with self.db.session() as s:
             return len(s.exec(select(OutboxMessage.id).where(OutboxMessage.status == "pending")).all())
 
-    def _due_rows(self) -> dict[int, list[tuple[OutboxMessage, Worker]]]:
+    def _due_rows(self, only: set[int] | None = None) -> dict[int, list[tuple[OutboxMessage, Worker]]]:
         """Pending rows grouped by worker, in order; a worker whose first row is not due yet waits whole, so
         that its messages never overtake each other."""
         now = self.clock()
         with self.db.session() as s:
-            rows = s.exec(select(OutboxMessage, Worker).join(Worker, Worker.id == OutboxMessage.worker_id)
-                          .where(OutboxMessage.status == "pending")
-                          .order_by(OutboxMessage.id).limit(self.batch_size)).all()
+            query = (select(OutboxMessage, Worker).join(Worker, Worker.id == OutboxMessage.worker_id)
+                     .where(OutboxMessage.status == "pending"))
+            if only is not None:
+                query = query.where(OutboxMessage.worker_id.in_(only))  # type: ignore[attr-defined]
+            rows = s.exec(query.order_by(OutboxMessage.id).limit(self.batch_size)).all()
         chains: dict[int, list[tuple[OutboxMessage, Worker]]] = {}
         blocked: set[int] = set()
         for row, worker in rows:
@@ -195,6 +282,7 @@ class Dispatcher:
     async def close(self) -> None:
         for channel in self.channels.values():
             await channel.close()
+        self.locks.close()
 
 
 def _aware(moment: datetime) -> datetime:

@@ -30,6 +30,7 @@ class ConversationRepository:
         self._open_sheets: dict[int, DiagnosisSession | None] = {}
         self._answers: dict[tuple[int, str], Answer | None] = {}
         self.new_messages: list[dict[str, Any]] = []
+        self._new_answers: dict[tuple[int, str], tuple[DiagnosisSession, dict[str, Any]]] = {}
         self.new_outbox: list[dict[str, Any]] = []
 
     # ----- workers and their state ---------------------------------------------------------------------
@@ -147,6 +148,11 @@ class ConversationRepository:
         if self.new_messages:
             self.session.execute(insert(Message.__table__), self.new_messages)  # type: ignore[arg-type]
             self.new_messages = []
+        if self._new_answers:
+            self.session.flush()  # new sheets get their ids
+            self.session.execute(insert(Answer.__table__), [  # type: ignore[arg-type]
+                {"session_id": sheet.id, **row} for sheet, row in self._new_answers.values()])
+            self._new_answers = {}
         if self.new_outbox:
             self.session.execute(insert(OutboxMessage.__table__), self.new_outbox)  # type: ignore[arg-type]
             self.new_outbox = []
@@ -171,9 +177,9 @@ class ConversationRepository:
         current = self.open_session(worker)
         if current:
             return current
+        # Not flushed here: its id is known when the batch's rows are written (one flush for all of them).
         sheet = DiagnosisSession(worker_id=worker.id, employer_code=worker.employer_code, started_at=now)
         self.session.add(sheet)
-        self.session.flush()  # its id is needed by the answers
         self._open_sheets[worker.id] = sheet  # type: ignore[index]
         return sheet
 
@@ -186,25 +192,31 @@ class ConversationRepository:
 
     def record_answer(self, worker: Worker, question_id: str, value: Any, raw: str, now: datetime) -> None:
         sheet = self.start_session(worker, now)
-        cache_key = (sheet.id, question_id)
-        if cache_key not in self._answers:
-            with self.session.no_autoflush:
-                self._answers[cache_key] = self.session.exec(select(Answer).where(  # type: ignore[index]
-                    Answer.session_id == sheet.id, Answer.question_id == question_id)).first()
-        existing = self._answers[cache_key]  # type: ignore[index]
-        if existing:
-            existing.value, existing.raw_text, existing.answered_at = value, raw, now
-            self.session.add(existing)
-        else:
-            answer = Answer(session_id=sheet.id, question_id=question_id, value=value, raw_text=raw, answered_at=now)
-            self.session.add(answer)
-            self._answers[cache_key] = answer  # type: ignore[index]
+        fresh_key = (id(sheet), question_id)
+        if fresh_key in self._new_answers:  # answered again in this same batch
+            self._new_answers[fresh_key][1].update(value=value, raw_text=raw, answered_at=now)
+            return
+        if sheet.id is not None:
+            cache_key = (sheet.id, question_id)
+            if cache_key not in self._answers:
+                with self.session.no_autoflush:
+                    self._answers[cache_key] = self.session.exec(select(Answer).where(  # type: ignore[index]
+                        Answer.session_id == sheet.id, Answer.question_id == question_id)).first()
+            existing = self._answers[cache_key]  # type: ignore[index]
+            if existing:
+                existing.value, existing.raw_text, existing.answered_at = value, raw, now
+                self.session.add(existing)
+                return
+        self._new_answers[fresh_key] = (sheet, {"question_id": question_id, "value": value, "raw_text": raw,
+                                                "answered_at": now})
 
     def complete_session(self, worker: Worker, level: str, indicators: list[str], findings: list[dict[str, Any]],
                          fee_jpy: int | None, now: datetime) -> DiagnosisResult:
         sheet = self.start_session(worker, now)
         sheet.status, sheet.completed_at = "completed", now
         self.session.add(sheet)
+        if sheet.id is None:
+            self.session.flush()  # the result refers to it
         self._open_sheets[worker.id] = None  # type: ignore[index]
         result = DiagnosisResult(session_id=sheet.id, worker_id=worker.id, employer_code=sheet.employer_code,
                                  level=level, indicators=indicators, findings=findings, fee_jpy=fee_jpy,
