@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test setup system-deps migrate clean
+.PHONY: run test setup system-deps rasa-env migrate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,13 +19,19 @@ setup: $(STAMP)
 system-deps:
 	@sh scripts/install-system-deps.sh
 
+# A real Rasa 3.6 server's own virtual environment, outside the checkout, keyed by its pinned versions: built once
+# (about 8 minutes), then reused. When it cannot be built the Rasa tests are skipped with the reason, unless
+# MIRAI_REQUIRE_RASA=1 (CI), which makes this step fail.
+rasa-env:
+	@bash scripts/rasa-env.sh >/dev/null || [ -z "$$MIRAI_REQUIRE_RASA" ]
+
 migrate: setup
 	$(BIN)/mirai migrate
 
 run: setup migrate
 	$(BIN)/mirai serve
 
-test: setup system-deps
+test: setup system-deps rasa-env
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

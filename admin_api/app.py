@@ -24,6 +24,7 @@ from bot.service import ConversationService, utcnow
 from bot.settings import Settings, get_settings
 from bot.store.db import get_database
 from bot.translation import Translator
+from nlu.service import NluService
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -35,7 +36,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     channels = {name: ch for name, ch in build_channels(settings).items() if ch.enabled()}
     outbox = Outbox(channels)
     service = ConversationService(db, book, default_language=settings.default_language, outbox=outbox,
-                                  office_hours=OfficeHours.parse(settings.office_hours, settings.timezone))
+                                  office_hours=OfficeHours.parse(settings.office_hours, settings.timezone),
+                                  nlu=NluService.from_settings(settings))
     pipeline = None
     if settings.run_workers_in_process:
         pipeline = Pipeline(InboundProcessor(db, service, channels, outbox, utcnow),

@@ -19,7 +19,12 @@ def _service():  # type: ignore[no-untyped-def]
     from bot.store.db import get_database
 
     settings = get_settings()
-    return ConversationService(get_database(settings.database_url), default_language=settings.default_language)
+    from bot.office import OfficeHours
+    from nlu.service import NluService
+
+    return ConversationService(get_database(settings.database_url), default_language=settings.default_language,
+                               office_hours=OfficeHours.parse(settings.office_hours, settings.timezone),
+                               nlu=NluService.from_settings(settings))
 
 
 def _print(outbound: Iterable[Outbound], as_jsonl: bool) -> None:
@@ -83,7 +88,12 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
     db = get_database(settings.database_url)
     channels = {n: c for n, c in build_channels(settings).items() if c.enabled()}
     outbox = Outbox(channels)
-    service = ConversationService(db, default_language=settings.default_language, outbox=outbox)
+    from bot.office import OfficeHours
+    from nlu.service import NluService
+
+    service = ConversationService(db, default_language=settings.default_language, outbox=outbox,
+                                  office_hours=OfficeHours.parse(settings.office_hours, settings.timezone),
+                                  nlu=NluService.from_settings(settings))
     processor = InboundProcessor(db, service, channels, outbox, utcnow)
     dispatcher = Dispatcher(db, channels, settings, utcnow)
 
@@ -168,7 +178,13 @@ def cmd_articles_search(args: argparse.Namespace) -> int:
     from nlu.langid import detect_language
 
     query = " ".join(args.query)
-    lang = args.lang or detect_language(query)
+    lang = args.lang
+    if not lang:
+        try:
+            lang = detect_language(query)
+        except OSError as exc:  # the language model is not built yet
+            print(f"cannot guess the language ({exc}); give it with --lang", file=sys.stderr)
+            return 2
     if not lang:
         lang = get_settings().default_language
         print(f"could not tell the language of the query; searching in {lang} (use --lang)", file=sys.stderr)
@@ -182,6 +198,72 @@ def cmd_articles_search(args: argparse.Namespace) -> int:
             sys.stdout.write(f"{rank}. {hit.article.id}  {title}  (score {hit.score:.2f})\n")
     if not hits and not args.jsonl:
         sys.stdout.write(f"no article matches ({lang})\n")
+    return 0
+
+
+def _nlu_service(backend: str | None):  # type: ignore[no-untyped-def]
+    from nlu.service import NluService
+
+    settings = get_settings()
+    return NluService(backend or settings.nlu_backend, settings.rasa_url, settings.nlu_timeout_seconds)
+
+
+def cmd_nlu_parse(args: argparse.Namespace) -> int:
+    service = _nlu_service(args.backend)
+    texts = [args.text] if args.text is not None else (line.rstrip("\r\n") for line in sys.stdin)
+    try:
+        for text in texts:
+            result = service.interpret(text, args.lang)
+            out = {"text": text, "intent": result.intent, "confidence": round(result.confidence, 4),
+                   "language": result.language, "danger": result.danger, "backend": result.backend}
+            sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+    finally:
+        service.close()
+    return 0
+
+
+def cmd_nlu_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from nlu.data import read_examples
+    from nlu.evaluate import evaluate, format_table
+
+    path = Path(args.file)
+    if not path.exists():
+        print(f"no such file or folder: {path}", file=sys.stderr)
+        return 2
+    service = _nlu_service(args.backend)
+    try:
+        scores = evaluate(service, read_examples(path))
+    finally:
+        service.close()
+    print(format_table(scores, service.backend))
+    return 0
+
+
+def cmd_nlu_train(_args: argparse.Namespace) -> int:
+    from nlu.training import train_all
+
+    train_all()
+    return 0
+
+
+def cmd_nlu_train_rasa(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from nlu.rasa import RasaUnavailableError, rasa_env, train_model
+
+    try:
+        venv = rasa_env(build=True)
+    except RasaUnavailableError as exc:
+        print(f"the Rasa environment is not available: {exc}", file=sys.stderr)
+        return 1
+    model = train_model(venv, out=Path(args.out) if args.out else None,
+                        log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    print(model)
+    print(f"serve it: {venv / 'bin' / 'rasa'} run --enable-api -m {model} -i 127.0.0.1 -p 5005   "
+          "(then NLU_BACKEND=rasa RASA_URL=http://127.0.0.1:5005)", file=sys.stderr)
     return 0
 
 
@@ -240,6 +322,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     mig = sub.add_parser("migrate", help="create or upgrade the database schema")
     mig.set_defaults(func=cmd_migrate)
+
+    nlu = sub.add_parser("nlu", help="understanding of free text: parse, evaluate, train (embedded or Rasa)")
+    nlu_sub = nlu.add_subparsers(dest="action", required=True)
+    parse = nlu_sub.add_parser("parse", help="intent, confidence, language and danger of a message as JSON "
+                                             "(no TEXT: one message per stdin line, one JSON line each)")
+    parse.add_argument("text", nargs="?")
+    parse.add_argument("--backend", choices=["embedded", "rasa"], help="default: NLU_BACKEND")
+    parse.add_argument("--lang", choices=LANGUAGES, help="the conversation's language (a hint)")
+    parse.set_defaults(func=cmd_nlu_parse)
+    evaluate = nlu_sub.add_parser("eval", help="per-language intent and language accuracy on a held-out file")
+    evaluate.add_argument("file", help="a Rasa NLU file with intent metadata lang, or a folder of them")
+    evaluate.add_argument("--backend", choices=["embedded", "rasa"], help="default: NLU_BACKEND")
+    evaluate.set_defaults(func=cmd_nlu_eval)
+    train = nlu_sub.add_parser("train", help="train the embedded models from nlu/train/ into nlu/models/")
+    train.set_defaults(func=cmd_nlu_train)
+    train_rasa = nlu_sub.add_parser("train-rasa", help="train a Rasa model from nlu/ in the Rasa environment "
+                                                       "(built first when missing)")
+    train_rasa.add_argument("--out", help="folder for the model (default: the cache, keyed by nlu/*.yml)")
+    train_rasa.set_defaults(func=cmd_nlu_train_rasa)
     return parser
 
 

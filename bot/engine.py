@@ -33,6 +33,7 @@ SHEET = tuple(f"Q{i}" for i in range(1, 14))
 ORDER = ONBOARDING + SHEET
 OPTIONAL_ONBOARDING = ("employer_code", "residence_status", "prefecture")
 COMMANDS = ("back", "skip", "stop", "menu", "help", "talk_to_person", "change_language")
+INTENT_CONFIDENCE = 0.6  # below this the NLU's guess is not acted on
 MAX_MESSAGE_CHARS = 2000
 DOT_THOUSANDS = ("vi", "id", "pt", "es")  # languages that write 1.000.000
 EMPLOYER_CODE = re.compile(r"[A-Z0-9][A-Z0-9-]{2,18}[A-Z0-9]")
@@ -54,6 +55,7 @@ class ConversationState(BaseModel):
     sheet_in_progress: bool = False
     sheets_completed: int = 0
     last_level: str | None = None
+    article_ids: list[str] = Field(default_factory=list)  # the articles just offered, in their order
 
 
 class Effect(BaseModel):
@@ -144,6 +146,18 @@ class _Turn:
         if step_id == "counsellor_offer":
             return (OutboundKind.CHOICE, "counsellor_offer", t("counsellor_offer"), self._yes_no_options(False),
                     None)
+        if step_id == "article_question":
+            return OutboundKind.QUESTION, "article_question", t("articles_ask"), [
+                Option(id="back_to_menu", label=t("option_back_to_menu"))], None
+        if step_id == "article_pick":
+            library = _library()
+            opts = []
+            for article_id in self.s.article_ids:
+                article = library.get(article_id)
+                if article is not None:
+                    opts.append(Option(id=f"article:{article_id}", label=article.title(self.lang)))
+            return (OutboundKind.CHOICE, "article_pick", t("articles_found"),
+                    [*opts, Option(id="back_to_menu", label=t("option_back_to_menu"))], None)
         q = self.book.question(step_id)
         body = f"{t('progress', n=SHEET.index(q.id) + 1)}\n{q.text(self.lang)}"
         if q.type == "checklist":
@@ -171,8 +185,8 @@ class _Turn:
             opts.append(Option(id="restart", label=t("option_restart")))
         else:
             opts.append(Option(id="start", label=t("option_start")))
-        opts += [Option(id="talk", label=t("option_talk")), Option(id="language", label=t("option_language")),
-                 Option(id="help", label=t("option_help"))]
+        opts += [Option(id="articles", label=t("option_articles")), Option(id="talk", label=t("option_talk")),
+                 Option(id="language", label=t("option_language")), Option(id="help", label=t("option_help"))]
         return opts
 
     def reask(self, reason_text_id: str | None = None, **values: object) -> None:
@@ -256,7 +270,7 @@ class _Turn:
 
     def _text(self, raw: str) -> None:
         text = clean(raw)
-        if text and self.is_danger(text):
+        if text and (self.is_danger(text) or (self.event is not None and self.event.danger)):
             self._danger()
             return
         if len(text) > MAX_MESSAGE_CHARS:
@@ -368,6 +382,7 @@ class _Turn:
             "language": self._answer_language, "consent": self._answer_consent,
             "employer_code": self._answer_employer_code, "residence_status": self._answer_residence,
             "prefecture": self._answer_prefecture, "menu": self._answer_menu,
+            "article_question": self._answer_article_question, "article_pick": self._answer_article_pick,
             "counsellor_offer": self._answer_counsellor_offer,
         }.get(step_id)
         if handler:
@@ -585,8 +600,14 @@ class _Turn:
         chosen = self._pick(text, choice_ids, self._menu_options())
         if chosen is None and text and self.intent_of(text, ("yes",)) == "yes" and self.s.return_to:
             chosen = "continue"
+        if chosen is None and text:
+            self._free_text_at_menu(text)
+            return
         if chosen is None:
             self._reask_answer()
+            return
+        if chosen == "articles":
+            self.ask("article_question")
             return
         if chosen == "continue":
             target, self.s.return_to = self.s.return_to, None
@@ -599,6 +620,72 @@ class _Turn:
             self.ask("language")
         elif chosen == "help":
             self.reask("help")
+
+    def _free_text_at_menu(self, text: str) -> None:
+        """What a worker writes at the menu in their own words: the NLU's intent when it is sure, otherwise a
+        question for the portal articles."""
+        event = self.event
+        intent = event.intent if event is not None and (event.intent_confidence or 0) >= INTENT_CONFIDENCE else None
+        if intent in ("talk_to_person", "stop", "help", "change_language"):
+            self._command(intent)
+        elif intent == "start_diagnosis":
+            self._start_sheet(restart=False)
+        elif intent in ("greet", "thanks"):
+            self.ask("menu")
+        else:
+            self._search_articles(text)
+
+    def _answer_article_question(self, text: str | None, choice_ids: list[str]) -> None:
+        if "back_to_menu" in choice_ids or not text:
+            self.ask("menu")
+            return
+        self._search_articles(text)
+
+    def _search_articles(self, text: str) -> None:
+        hits = _library().search(text, self.lang, limit=3)
+        if not hits:
+            self.say(self.t("articles_none"))
+            self.ask("menu")
+            return
+        self.s.article_ids = [h.article.id for h in hits]
+        self._offer_articles()
+
+    def _offer_articles(self) -> None:
+        library = _library()
+        lines = []
+        for i, article_id in enumerate(self.s.article_ids, 1):
+            article = library.get(article_id)
+            if article is not None:
+                lines.append(f"{i}. {article.title(self.lang)}\n{_two_lines(article.summary(self.lang))}")
+        self.s.step = "article_pick"
+        _, question_id, body, options, _ = self._question("article_pick")
+        self.out.append(Outbound(kind=OutboundKind.CHOICE, text="\n\n".join([body, *lines]), question=question_id,
+                                 options=options, language=self.lang))
+
+    def _answer_article_pick(self, text: str | None, choice_ids: list[str]) -> None:
+        _, _, _, options, _ = self._question("article_pick")
+        chosen = self._pick(text, choice_ids, options)
+        if chosen is None and text:
+            self._search_articles(text)  # another question instead of a number
+            return
+        if chosen is None or chosen == "back_to_menu":
+            self.ask("menu")
+            return
+        article = _library().get(chosen.split(":", 1)[1])
+        if article is None:
+            self.ask("menu")
+            return
+        sources = "\n".join(f"• {src.name}: {src.url}" for src in article.sources)
+        self.say(f"{article.title(self.lang)}\n\n{article.body(self.lang)}\n\n{self.t('article_sources')}:\n{sources}")
+        self._offer_articles()
+
+    def _recommend_articles(self, result: Score) -> None:
+        indicators = sorted({f.indicator for f in result.findings})
+        hits = _library().for_indicators(indicators, self.lang, limit=3) if indicators else []
+        if hits:
+            self.s.article_ids = [h.article.id for h in hits]
+            lines = [f"• {h.article.title(self.lang)}" for h in hits]
+            self.say("\n".join([self.t("articles_recommended"), *lines]))
 
     def _answer_counsellor_offer(self, text: str | None, choice_ids: list[str]) -> None:
         chosen = self._pick(text, choice_ids, self._yes_no_options(False))
@@ -682,6 +769,7 @@ class _Turn:
         self.s.sheets_completed += 1
         self.s.last_level = result.level
         self.s.history = []
+        self._recommend_articles(result)
         if result.handoff_requested:
             self._handoff("critical" if result.level == "critical" else "normal", "q13_yes",
                           level=result.level, indicators=result.indicator_ids)
@@ -799,3 +887,14 @@ def reaches_bot_while_counsellor_holds(state: ConversationState, event: InboundE
         return False
     text = clean(event.text)
     return bool(text) and (turn.is_danger(text) or turn.intent_of(text, COMMANDS) == "stop")
+
+
+def _library():  # type: ignore[no-untyped-def]
+    from bot.articles import default_library
+
+    return default_library()
+
+
+def _two_lines(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

@@ -38,6 +38,10 @@ class InboundEvent(BaseModel):
     detected_language: str | None = None
     # Filled by the service: when counsellors work, for the answer to a request for a person.
     counsellor_hours: CounsellorHours | None = None
+    # Filled by the service from the NLU: what the worker wants, and whether the text signals danger.
+    intent: str | None = None
+    intent_confidence: float | None = None
+    danger: bool = False
 
 
 class OutboundKind(StrEnum):

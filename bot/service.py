@@ -17,6 +17,7 @@ from bot.store.db import Database
 from bot.store.models import ConversationStateRow, Worker
 from bot.store.repository import ConversationRepository
 from nlu.langid import detect_language
+from nlu.service import NluService
 
 Clock = Callable[[], datetime]
 
@@ -39,13 +40,14 @@ def utcnow() -> datetime:
 class ConversationService:
     def __init__(self, db: Database, book: FlowBook | None = None, clock: Clock = utcnow,
                  default_language: str = "en", outbox: Outbox | None = None,
-                 office_hours: OfficeHours | None = None) -> None:
+                 office_hours: OfficeHours | None = None, nlu: NluService | None = None) -> None:
         self.db = db
         self.book = book or default_flowbook()
         self.clock = clock
         self.default_language = default_language
         self.outbox = outbox
         self.office_hours = office_hours
+        self.nlu = nlu
 
     def handle(self, channel: str, channel_user_id: str, event: InboundEvent,
                provider_event_id: str | None = None) -> list[Outbound]:
@@ -90,6 +92,11 @@ class ConversationService:
         stored = states.get(worker.id)  # type: ignore[arg-type]
         state = (ConversationState.model_validate(stored.state) if stored
                  else ConversationState(language=worker.language))
+        if event.kind is InboundKind.TEXT and self.nlu is not None and event.text:
+            understood = self.nlu.interpret(event.text, state.language if state.language_confirmed else None)
+            event = event.model_copy(update={
+                "intent": understood.intent, "intent_confidence": understood.confidence, "danger": understood.danger,
+                "detected_language": event.detected_language or understood.language})
         if event.kind is InboundKind.TEXT and not state.language_confirmed and not event.detected_language:
             event = event.model_copy(update={"detected_language": detect_language(event.text)})
         if self.office_hours is not None and event.kind in (InboundKind.TEXT, InboundKind.CHOICE):

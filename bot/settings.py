@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     microsoft_translator_key: str = ""
     microsoft_translator_region: str = ""
     translator_timeout_seconds: float = 5.0
+
+    # Understanding free text (nlu/): embedded (offline, shipped trained) or rasa (POST {rasa_url}/model/parse).
+    # With rasa, a server that is down, fails or is slower than the timeout is replaced by the embedded
+    # classifier for that message (a warning is logged); danger is always checked by the embedded detector.
+    nlu_backend: str = "embedded"
+    rasa_url: str = ""
+    nlu_timeout_seconds: float = 0.5
     # After a failed call the provider is not asked again for this long (texts go out untranslated).
     translator_cooldown_seconds: float = 30.0
 

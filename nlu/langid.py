@@ -1,49 +1,125 @@
-"""Guesses the language of a short message offline, for choosing the language of the first answer.
+"""Guesses the language of a short message offline, for choosing the language of the answer.
 
-Scripts decide most cases (Burmese, kana, Vietnamese letters); Latin-script languages are told apart by
-frequent short words. Returns None when unsure: the bot then asks the worker to choose.
+Scripts decide what they can (Burmese letters are Burmese, kana is Japanese); Chinese characters without kana and
+all Latin-script messages (English, Tagalog, Indonesian, Portuguese, Spanish, Vietnamese with or without its
+accents, romanised Burmese) go to a character n-gram model trained on the NLU data, the bot's own texts in 9
+languages and the portal articles (`mirai nlu train`; shipped in nlu/models/langid.json.gz).
+
+`detect_language(text)` returns None when unsure: the bot then asks the worker to choose.
+`resolve_language(text, hint)` is what a conversation uses: the worker's current language (the hint) is kept
+unless the message is clearly in another one. Workers of every language type "hello", "unsubscribe" or
+"arigatou"; such messages must not switch a Vietnamese conversation to English.
 """
 from __future__ import annotations
 
-import re
-import unicodedata
+import threading
+from dataclasses import dataclass
+from pathlib import Path
 
-# Characters used in simplified Chinese but not in Japanese writing, and frequent Chinese function words.
-_ZH_MARKERS = set("们这说么吗没钱资为们们还从让给对发会时问题该请谢")
-_VI_LETTERS = set("ăâđêôơưạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹ")
-_WORDS: dict[str, set[str]] = {
-    "en": {"the", "i", "is", "you", "my", "to", "and", "hello", "hi", "what", "how", "please", "want", "help",
-           "not", "work", "money", "company", "yes", "thank", "thanks", "good", "morning", "can", "do"},
-    "tl": {"ang", "ng", "mga", "ako", "po", "ko", "sa", "hindi", "kumusta", "salamat", "magandang", "opo", "oo",
-           "ikaw", "ba", "naman", "gusto", "trabaho", "pera", "kayo", "umaga", "hello po"},
-    "id": {"saya", "tidak", "yang", "dan", "ini", "apa", "halo", "selamat", "terima", "kasih", "bisa", "mau",
-           "aku", "kamu", "ya", "gaji", "kerja", "pagi", "tolong", "bagaimana", "belum", "sudah"},
-    "pt": {"não", "eu", "você", "obrigado", "obrigada", "olá", "oi", "que", "um", "meu", "com", "está", "bom",
-           "dia", "tudo", "bem", "sim", "quero", "trabalho", "salário", "ajuda", "empresa"},
-    "es": {"hola", "yo", "que", "el", "la", "gracias", "buenos", "estoy", "mi", "quiero", "sí", "trabajo",
-           "ayuda", "empresa", "usted", "días", "buenas", "sueldo", "dinero", "por", "favor"},
-    "vi": {"xin", "chao", "toi", "khong", "co", "cam", "on", "ban", "em", "anh", "chi", "luong", "cong", "ty"},
-}
+from nlu.linear import LinearModel, load_json_gz
+from nlu.text import add_group, char_wb_ngrams, fold_latin, normalize, scripts, words
+
+MODEL_PATH = Path(__file__).resolve().parent / "models" / "langid.json.gz"
+LANGUAGES = ("ja", "en", "zh", "vi", "tl", "id", "my", "pt", "es")
+_HAN_LANGUAGES = ("ja", "zh")
+
+# Below this probability, a guess without a hint is "unsure" (None).
+MIN_CONFIDENCE = 0.5
+MIN_LATIN_LETTERS = 3
+# With a hint, a Latin-script message switches language only on strong evidence (see resolve_language).
+SWITCH_CONFIDENCE = 0.9
+HINT_KEEP_PROBABILITY = 0.05
+SWITCH_MIN_WORDS = 3
+
+
+def langid_features(text: str) -> dict[str, float]:
+    norm = normalize(text)
+    feats: dict[str, float] = {}
+    add_group(feats, ("c" + g for g in char_wb_ngrams(norm, 1, 4)), 1.0)
+    add_group(feats, ("w" + w for w in words(fold_latin(norm))), 0.7)
+    return feats
+
+
+@dataclass(frozen=True)
+class LanguageGuess:
+    language: str | None
+    confidence: float
+    scores: dict[str, float]
+
+
+class LanguageIdentifier:
+    def __init__(self, model: LinearModel) -> None:
+        self.model = model
+
+    @classmethod
+    def load(cls, path: Path = MODEL_PATH) -> LanguageIdentifier:
+        return cls(LinearModel.from_json(load_json_gz(path)))
+
+    def guess(self, text: str) -> LanguageGuess:
+        """The most likely language and the probabilities, restricted by the scripts in the text."""
+        norm = normalize(text)
+        found = scripts(norm)
+        if not found:
+            return LanguageGuess(None, 0.0, {})
+        if "mymr" in found:
+            return LanguageGuess("my", 1.0, {"my": 1.0})
+        if "kana" in found:
+            return LanguageGuess("ja", 1.0, {"ja": 1.0})
+        ranking = self.model.ranking(langid_features(norm))
+        if "han" in found:
+            ranking = [(lang, p) for lang, p in ranking if lang in _HAN_LANGUAGES]
+        total = sum(p for _, p in ranking) or 1.0
+        scores = {lang: p / total for lang, p in ranking}
+        best = max(scores, key=scores.__getitem__)
+        return LanguageGuess(best, scores[best], scores)
+
+    def detect(self, text: str) -> str | None:
+        guess = self.guess(text)
+        if guess.language is None or guess.confidence < MIN_CONFIDENCE:
+            return None
+        norm = normalize(text)
+        if scripts(norm) == {"latn"} and sum(ch.isalpha() for ch in norm) < MIN_LATIN_LETTERS:
+            return None  # "ok", "hi", "po": typed in every language
+        return guess.language
+
+    def resolve(self, text: str, hint: str | None) -> str | None:
+        """The language of the answer: the hint unless the message is clearly in another language."""
+        if hint not in LANGUAGES:
+            return self.detect(text)
+        guess = self.guess(text)
+        if guess.language is None or guess.language == hint:
+            return hint
+        found = scripts(normalize(text))
+        if "mymr" in found or "kana" in found:
+            return guess.language  # written in another script than the hint's: an unmistakable switch
+        if "han" in found:
+            if hint in _HAN_LANGUAGES:  # kanji alone fit both Japanese and Chinese: keep the conversation's
+                return hint if guess.scores.get(hint, 0.0) >= HINT_KEEP_PROBABILITY else guess.language
+            return guess.language
+        # Latin script: loanwords, romaji and English commands are typed in every language.
+        if (guess.confidence >= SWITCH_CONFIDENCE and guess.scores.get(hint, 0.0) < HINT_KEEP_PROBABILITY
+                and len(words(normalize(text))) >= SWITCH_MIN_WORDS):
+            return guess.language
+        return hint
+
+
+_lock = threading.Lock()
+_default: LanguageIdentifier | None = None
+
+
+def default_identifier() -> LanguageIdentifier:
+    global _default
+    if _default is None:
+        with _lock:
+            if _default is None:
+                _default = LanguageIdentifier.load()
+    return _default
 
 
 def detect_language(text: str) -> str | None:
-    text = unicodedata.normalize("NFC", text or "").strip()
-    if not text:
-        return None
-    if any("\u1000" <= ch <= "\u109f" or "\uaa60" <= ch <= "\uaa7f" for ch in text):
-        return "my"
-    if any("\u3040" <= ch <= "\u30ff" for ch in text):
-        return "ja"
-    if any("\u4e00" <= ch <= "\u9fff" for ch in text):
-        return "zh" if any(ch in _ZH_MARKERS for ch in text) else "ja"
-    lowered = text.casefold()
-    if any(ch in _VI_LETTERS for ch in lowered):
-        return "vi"
-    words = re.findall(r"[^\W\d_]+", lowered)
-    if not words:
-        return None
-    scores = {lang: sum(1 for w in words if w in vocab) for lang, vocab in _WORDS.items()}
-    best = max(scores, key=lambda lang: scores[lang])
-    if scores[best] == 0 or list(scores.values()).count(scores[best]) > 1:
-        return None
-    return best
+    """The language of a short message, or None when unsure (no letters, or no language stands out)."""
+    return default_identifier().detect(text or "")
+
+
+def resolve_language(text: str, hint: str | None) -> str | None:
+    return default_identifier().resolve(text or "", hint)

@@ -10,6 +10,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -56,9 +57,41 @@ def alembic_config(url: str) -> Config:
 
 
 def migrate(url: str) -> None:
-    """Brings the schema to the newest migration (safe to run at every start)."""
+    """Brings the schema to the newest migration (safe to run at every start, by several processes at once:
+    they take turns, and the later ones find nothing left to do)."""
     _ensure_sqlite_folder(url)
-    command.upgrade(alembic_config(url), "head")
+    with _migration_lock(url):
+        command.upgrade(alembic_config(url), "head")
+
+
+MIGRATION_LOCK_KEY = 7_302
+
+
+@contextmanager
+def _migration_lock(url: str) -> Iterator[None]:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if not path or path == ":memory:":
+            yield
+            return
+        import fcntl
+
+        with open(f"{path}.migrate.lock", "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes or the process dies
+            yield
+        return
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")
+                conn.commit()
+    finally:
+        engine.dispose()
 
 
 class Database:

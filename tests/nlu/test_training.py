@@ -1,0 +1,35 @@
+"""`mirai nlu train`'s pieces: deterministic models that survive the trip through their shipped file."""
+from __future__ import annotations
+
+from nlu.data import TRAIN_DIR, read_examples
+from nlu.embedded import DANGER_MODEL, INTENT_MODEL, LANGID_MODEL
+from nlu.linear import LinearModel, load_json_gz, save_json_gz
+from nlu.text import intent_features
+from nlu.training import language_corpus, train_intent_model
+
+
+def test_a_small_model_trains_quickly_and_round_trips_through_its_file(tmp_path):
+    examples = [e for e in read_examples(TRAIN_DIR / "en.yml")]
+    model = train_intent_model(examples, epochs=4)
+    again = train_intent_model(examples, epochs=4)
+    assert model.to_json() == again.to_json()  # same data, same model
+    save_json_gz(tmp_path / "m.json.gz", model.to_json())
+    first = (tmp_path / "m.json.gz").read_bytes()
+    save_json_gz(tmp_path / "m.json.gz", model.to_json())
+    assert (tmp_path / "m.json.gz").read_bytes() == first  # a retrain without changes leaves git clean
+    loaded = LinearModel.from_json(load_json_gz(tmp_path / "m.json.gz"))
+    for text, intent in [("please stop sending messages", "stop"), ("thank you so much", "thanks")]:
+        assert loaded.ranking(intent_features(text))[0][0] == intent
+
+
+def test_the_shipped_models_are_small_and_name_their_classes():
+    for path in (INTENT_MODEL, DANGER_MODEL, LANGID_MODEL):
+        assert path.stat().st_size < 3 * 1024 * 1024, path
+    assert len(load_json_gz(INTENT_MODEL)["model"]["labels"]) == 10
+    assert "ordinary" in load_json_gz(DANGER_MODEL)["model"]["labels"]
+    assert len(load_json_gz(LANGID_MODEL)["labels"]) == 9
+
+
+def test_the_language_corpus_has_sentences_in_every_language():
+    langs = {lang for _, lang in language_corpus()}
+    assert langs == {"ja", "en", "zh", "vi", "tl", "id", "my", "pt", "es"}
