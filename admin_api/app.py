@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 from admin_api.deps import AppContext
 from admin_api.routes import inbox as inbox_routes
-from admin_api.routes import inbox_page, webchat, webhooks
+from admin_api.routes import inbox_page, ops, webchat, webhooks
 from bot.channels.registry import build_channels
 from bot.flowbook import default_flowbook
 from bot.inbox import InboxService
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     inbox = InboxService(db, book, Translator.from_settings(settings), outbox, utcnow,
                          token_hours=settings.staff_token_hours,
                          on_change=pipeline.wake if pipeline is not None else None)
+    app.state.webhook_counts = Counter()
     app.state.ctx = AppContext(settings=settings, db=db, book=book, service=service, channels=channels,
                                inbound=InboundStore(db), pipeline=pipeline, inbox=inbox)
 
@@ -73,5 +75,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(inbox_routes.router)
     app.include_router(inbox_page.router)
+    app.include_router(ops.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -267,6 +267,17 @@ def cmd_nlu_train_rasa(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(_args: argparse.Namespace) -> int:
+    from bot.doctor import examine
+
+    findings = examine(get_settings())
+    for finding in findings:
+        print(finding.line())
+    bad = [f for f in findings if not f.ok]
+    print(f"{len(bad)} problem(s) found." if bad else "Nothing wrong found.")
+    return 1 if bad else 0
+
+
 def _safe_url(url: str) -> str:
     """The database URL without its password, for printing."""
     if "@" in url and "://" in url:
@@ -319,6 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--lang", choices=LANGUAGES, help="the query's language (guessed when left out)")
     search.add_argument("--jsonl", action="store_true", help="print each hit as one JSON object per line")
     search.set_defaults(func=cmd_articles_search)
+
+    doctor = sub.add_parser("doctor", help="check settings, database, channels, translation and NLU; say what is wrong")
+    doctor.set_defaults(func=cmd_doctor)
 
     mig = sub.add_parser("migrate", help="create or upgrade the database schema")
     mig.set_defaults(func=cmd_migrate)

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from admin_api.routes.ops import count_webhook
 from bot.channels.base import WebhookRejected
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -27,8 +28,10 @@ async def receive(name: str, request: Request) -> JSONResponse:
     try:
         events = channel.parse_webhook({k.lower(): v for k, v in request.headers.items()}, body, now)
     except WebhookRejected as rejected:
+        count_webhook(request, name, f"rejected_{rejected.status_code}")
         return JSONResponse(status_code=rejected.status_code, content={"detail": rejected.reason})
     stored = await run_in_threadpool(ctx.inbound.store, name, events, now)
+    count_webhook(request, name, "stored" if stored else ("duplicate" if events else "empty"))
     if stored and ctx.pipeline is not None:
         ctx.pipeline.wake()
     return JSONResponse(status_code=200, content={"received": len(events), "stored": stored})

@@ -64,6 +64,16 @@ def migrate(url: str) -> None:
         command.upgrade(alembic_config(url), "head")
 
 
+def schema_is_current(db: Database) -> bool:
+    """True when the database answers and stands at the newest migration this code knows."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config(db.url)).get_current_head()
+    with db.engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision() == head
+
+
 MIGRATION_LOCK_KEY = 7_302
 
 

@@ -1,0 +1,1 @@
+from tests.channels.conftest import fakes, served, settings  # noqa: F401 (fixtures)
