@@ -624,6 +624,12 @@ class _Turn:
     def _free_text_at_menu(self, text: str) -> None:
         """What a worker writes at the menu in their own words: the NLU's intent when it is sure, otherwise a
         question for the portal articles."""
+        if not self._act_on_intent():
+            self._search_articles(text)
+
+    def _act_on_intent(self) -> bool:
+        """Acts on what the NLU understood, when it is sure and the bot is not waiting for an answer to a question
+        of the sheet; False when there is nothing to act on."""
         event = self.event
         intent = event.intent if event is not None and (event.intent_confidence or 0) >= INTENT_CONFIDENCE else None
         if intent in ("talk_to_person", "stop", "help", "change_language"):
@@ -633,13 +639,15 @@ class _Turn:
         elif intent in ("greet", "thanks"):
             self.ask("menu")
         else:
-            self._search_articles(text)
+            return False
+        return True
 
     def _answer_article_question(self, text: str | None, choice_ids: list[str]) -> None:
         if "back_to_menu" in choice_ids or not text:
             self.ask("menu")
             return
-        self._search_articles(text)
+        if not self._act_on_intent():
+            self._search_articles(text)
 
     def _search_articles(self, text: str) -> None:
         hits = _library().search(text, self.lang, limit=3)
@@ -666,7 +674,8 @@ class _Turn:
         _, _, _, options, _ = self._question("article_pick")
         chosen = self._pick(text, choice_ids, options)
         if chosen is None and text:
-            self._search_articles(text)  # another question instead of a number
+            if not self._act_on_intent():
+                self._search_articles(text)  # another question instead of a number
             return
         if chosen is None or chosen == "back_to_menu":
             self.ask("menu")

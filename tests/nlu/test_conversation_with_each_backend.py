@@ -1,0 +1,77 @@
+"""The same worker, in their own words, with the embedded classifier and with a real Rasa server: asks for a
+person, asks about their visa, then says stop. With Rasa killed half-way, the embedded classifier answers and no
+reply is lost or late."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from bot.flowbook import default_flowbook
+from bot.messages import InboundEvent, InboundKind
+from bot.office import OfficeHours
+from bot.service import ConversationService
+from bot.store.db import Database
+from nlu.rasa import RasaServer
+from nlu.service import NluService
+
+PERSON = "can i speak with a real human please"
+VISA = "how can i extend my visa"
+STOP = "please stop sending me messages"
+
+
+def conversation(tmp_path, nlu: NluService) -> ConversationService:  # type: ignore[no-untyped-def]
+    db = Database(f"sqlite:///{tmp_path / 'nlu.db'}")
+    db.migrate()
+    return ConversationService(db, default_flowbook(), office_hours=OfficeHours.parse("mon-sun 00:00-23:59",
+                                                                                       "Asia/Tokyo"), nlu=nlu)
+
+
+def to_the_menu(service: ConversationService, user: str) -> None:
+    service.handle("web", user, InboundEvent(kind=InboundKind.FOLLOW, language_hint="en", language_chosen=True))
+    for choice in ("agree", "skip", "skip", "skip"):
+        service.handle("web", user, InboundEvent(kind=InboundKind.CHOICE, choice_ids=[choice]))
+    asked = service.handle("web", user, InboundEvent(kind=InboundKind.TEXT, text="menu"))
+    assert asked[-1].question == "menu"
+
+
+def say(service: ConversationService, user: str, text: str):  # type: ignore[no-untyped-def]
+    return service.handle("web", user, InboundEvent(kind=InboundKind.TEXT, text=text))
+
+
+def the_story(service: ConversationService, book, user: str = "w1", midway=lambda: None):  # type: ignore[no-untyped-def]
+    to_the_menu(service, user)
+    person = say(service, user, PERSON)
+    assert person[0].text == book.t("handoff_recorded", "en"), "a request for a person, understood"
+    say(service, user, "menu")
+    visa = say(service, user, VISA)
+    assert visa[-1].question == "article_pick"
+    assert {o.id for o in visa[-1].options} & {"article:changing-residence-status", "article:residence-status-and-card"}
+    midway()
+    started = time.monotonic()
+    stopped = say(service, user, STOP)
+    took = time.monotonic() - started
+    assert stopped and stopped[0].text == book.t("stopped", "en"), "understood as stop: no more messages"
+    return took
+
+
+def test_the_story_with_the_embedded_classifier(tmp_path, book):
+    service = conversation(tmp_path, NluService("embedded"))
+    the_story(service, book)
+
+
+def test_the_story_with_a_real_rasa_server(tmp_path, book, rasa_server):
+    nlu = NluService("rasa", rasa_url=rasa_server.url, timeout=2.0)
+    assert nlu.interpret(PERSON, "en").backend == "rasa"
+    the_story(conversation(tmp_path, nlu), book)
+
+
+def test_rasa_killed_mid_conversation_the_embedded_classifier_answers_in_time(tmp_path, book, rasa_venv, rasa_model):
+    server = RasaServer(rasa_venv, rasa_model).start()
+    try:
+        nlu = NluService("rasa", rasa_url=server.url, timeout=1.0)
+        took = the_story(conversation(tmp_path, nlu), book, midway=server.kill)
+        assert took < 1.0 + 0.5, f"the reply after the kill took {took:.2f} s"
+        assert nlu.interpret(STOP, "en").backend == "embedded-fallback"
+    finally:
+        server.stop()
