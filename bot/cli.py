@@ -107,6 +107,7 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
                     await asyncio.sleep(0.05)
         finally:
             await dispatcher.close()
+            processor.locks.close()
 
     asyncio.run(run())
     return 0

@@ -75,8 +75,9 @@ class DispatchLocks:
 
     NAMESPACE = 7_301  # the first key of our advisory locks, so they never meet another application's
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, namespace: int | None = None) -> None:
         self.db = db
+        self.namespace = namespace if namespace is not None else self.NAMESPACE
         self._guard = threading.Lock()
         self._connection: Any = None
         self._file: Any = None
@@ -111,7 +112,7 @@ class DispatchLocks:
             conn = self._conn()
             rows = conn.exec_driver_sql(
                 "SELECT w FROM unnest(%(ids)s::int[]) AS w WHERE pg_try_advisory_lock(%(ns)s, w)",
-                {"ids": worker_ids, "ns": self.NAMESPACE}).all()
+                {"ids": worker_ids, "ns": self.namespace}).all()
             conn.commit()
             return [int(r[0]) for r in rows]
 
@@ -121,7 +122,7 @@ class DispatchLocks:
         with self._guard:
             conn = self._conn()
             conn.exec_driver_sql("SELECT pg_advisory_unlock(%(ns)s, w) FROM unnest(%(ids)s::int[]) AS w",
-                                 {"ids": worker_ids, "ns": self.NAMESPACE}).all()
+                                 {"ids": worker_ids, "ns": self.namespace}).all()
             conn.commit()
 
     def _conn(self) -> Any:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import zlib
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from sqlmodel import Session, select
 
 from bot.channels.base import Channel, ParsedEvent
 from bot.messages import InboundEvent, InboundKind
-from bot.outbox import Clock, Dispatcher, Outbox, Wakeup
+from bot.outbox import Clock, Dispatcher, DispatchLocks, Outbox, Wakeup
 from bot.service import ConversationService, Turn
 from bot.store.db import Database
 from bot.store.models import InboundQueue
@@ -106,6 +107,13 @@ class InboundStore:
         return seen
 
 
+CONVERSATION_LOCKS = 7_303  # advisory-lock namespace of the inbound processors (the dispatchers use 7_301)
+
+
+def _conversation_key(row: InboundQueue) -> int:
+    return zlib.crc32(f"{row.channel}:{row.channel_user_id}".encode()) & 0x7FFFFFFF
+
+
 class InboundProcessor:
     def __init__(self, db: Database, service: ConversationService, channels: dict[str, Channel], outbox: Outbox,
                  clock: Clock, batch_size: int = 200, transaction_size: int = 20) -> None:
@@ -116,9 +124,27 @@ class InboundProcessor:
         self.clock = clock
         self.batch_size = batch_size
         self.transaction_size = transaction_size
+        self.locks = DispatchLocks(db, namespace=CONVERSATION_LOCKS)
 
     async def run_once(self) -> int:
         rows = await asyncio.to_thread(self._pending)
+        if not rows:
+            return 0
+        if not self.db.is_postgres:  # SQLite's single writer already keeps each worker's events in order
+            return await self._step_rows(rows)
+        # Several processors may run (one per `mirai dispatch`): each takes a lock per conversation before
+        # stepping it, then reads again, so one worker's events are never stepped out of order.
+        mine = await asyncio.to_thread(self.locks.try_lock, sorted({_conversation_key(r) for r in rows}))
+        if not mine:
+            return 0
+        try:
+            held = set(mine)
+            rows = [r for r in await asyncio.to_thread(self._pending) if _conversation_key(r) in held]
+            return await self._step_rows(rows)
+        finally:
+            await asyncio.to_thread(self.locks.unlock, mine)
+
+    async def _step_rows(self, rows: list[InboundQueue]) -> int:
         work: list[tuple[InboundQueue, InboundEvent | None]] = []
         for row in rows:
             event = InboundEvent.model_validate(row.event["event"]) if row.event.get("event") else None
@@ -215,6 +241,7 @@ class Pipeline:
         outbound = asyncio.create_task(self._loop(self.dispatcher.run_once))
         await asyncio.gather(inbound, outbound)
         await self.dispatcher.close()
+        self.processor.locks.close()
 
     async def _loop(self, work) -> None:  # type: ignore[no-untyped-def]
         while not self._stop.is_set():

@@ -1,0 +1,110 @@
+"""Production's shape on one machine: two `mirai serve` processes take LINE webhooks and three `mirai dispatch`
+processes step them and send the replies, all on one PostgreSQL. 5,000 webhooks from 250 workers: every one is
+answered exactly once, and each worker's conversation advances in the order they wrote."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlmodel import select
+
+from bot.store.models import InboundQueue, Message, OutboxMessage, Worker
+from tests.channels.conftest import LINE_SECRET
+from tests.fakes.signing import line_text_event, line_webhook
+from tests.pgserver import free_port
+
+MIRAI = str(Path(sys.executable).parent / "mirai")
+WORKERS, PER_WORKER = 250, 20
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_two_apis_and_three_dispatchers_answer_5000_webhooks_once_each(database, database_url, fakes, tmp_path):
+    env = {**os.environ, "DATABASE_URL": database_url, "LINE_CHANNEL_SECRET": LINE_SECRET,
+           "LINE_CHANNEL_ACCESS_TOKEN": fakes.line.access_token, "LINE_API_BASE_URL": fakes.line.base_url,
+           "TELEGRAM_BOT_TOKEN": "", "MESSENGER_APP_SECRET": "", "RUN_WORKERS_IN_PROCESS": "false",
+           "LOG_LEVEL": "warning"}
+    ports = [free_port(), free_port()]
+    log = open(tmp_path / "processes.log", "wb")  # noqa: SIM115
+    apis = [subprocess.Popen([MIRAI, "serve", "--port", str(p)], env=env, cwd=tmp_path, stdout=log, stderr=log)
+            for p in ports]
+    dispatchers = [subprocess.Popen([MIRAI, "dispatch"], env=env, cwd=tmp_path, stdout=log, stderr=log)
+                   for _ in range(3)]
+    try:
+        for port in ports:
+            _wait_ready(f"http://127.0.0.1:{port}")
+        users = [f"U{n:032x}" for n in range(1, WORKERS + 1)]
+        texts = ["hello", "1", "agree", "skip", "skip", "skip", "menu"] + [f"question {i}" for i in range(13)]
+        bodies = []
+        for round_ in range(PER_WORKER):
+            for user in users:
+                event = line_text_event(user, texts[round_], reply_token=fakes.line.issue_reply_token(user))
+                bodies.append(line_webhook([event], LINE_SECRET))
+
+        def post(i: int) -> int:
+            body, headers = bodies[i]
+            url = f"http://127.0.0.1:{ports[i % 2]}/webhooks/line"  # the load balancer alternates
+            return httpx.post(url, content=body, headers=headers, timeout=30).status_code
+
+        # One round at a time, as each worker waits for an answer before writing again.
+        with ThreadPoolExecutor(16) as pool:
+            for round_ in range(PER_WORKER):
+                codes = list(pool.map(post, range(round_ * WORKERS, (round_ + 1) * WORKERS)))
+                assert set(codes) == {200}
+        _wait_for(lambda: _settled(database), timeout=300)
+    finally:
+        for process in [*apis, *dispatchers]:
+            process.terminate()
+        for process in [*apis, *dispatchers]:
+            process.wait(timeout=30)
+        log.close()
+
+    with database.session() as s:
+        assert s.exec(select(InboundQueue.status)).all().count("done") == WORKERS * PER_WORKER
+        inbound = s.exec(select(Message).where(Message.direction == "in").order_by(Message.id)).all()
+        workers = {w.id: w.channel_user_id for w in s.exec(select(Worker))}
+    assert len(inbound) == WORKERS * PER_WORKER, "every webhook stepped exactly once"
+    per_user: dict[str, list[str]] = {}
+    for message in inbound:
+        per_user.setdefault(workers[message.worker_id], []).append(message.text)
+    assert all(per_user[u] == texts for u in per_user), "each conversation advanced in the order it was written"
+    replies = Counter(call.json["replyToken"] for call in fakes.line.calls("/v2/bot/message/reply")
+                      if call.status == 200)
+    pushes = fakes.line.calls("/v2/bot/message/push")
+    assert len(replies) + len([p for p in pushes if p.status == 200]) >= WORKERS * PER_WORKER
+    assert set(replies.values()) == {1}, "no reply token used twice"
+    assert len({p.headers["x-line-retry-key"] for p in pushes if p.status == 200}) == \
+        len([p for p in pushes if p.status == 200]), "no push accepted twice"
+
+
+def _wait_ready(base: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{base} did not become ready")
+
+
+def _settled(database) -> bool:  # type: ignore[no-untyped-def]
+    with database.session() as s:
+        return not s.exec(select(InboundQueue.id).where(InboundQueue.status == "pending")).first() and \
+            not s.exec(select(OutboxMessage.id).where(OutboxMessage.status == "pending")).first()
+
+
+def _wait_for(predicate, timeout: float) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError("not settled in time")
