@@ -664,7 +664,9 @@ class _Turn:
         for i, article_id in enumerate(self.s.article_ids, 1):
             article = library.get(article_id)
             if article is not None:
-                lines.append(f"{i}. {article.title(self.lang)}\n{_two_lines(article.summary(self.lang))}")
+                # One line per article, title and summary together: a web chat shows the titles again as buttons
+                # and drops lines that only repeat a button, which would leave a summary without its title.
+                lines.append(f"{i}. {article.title(self.lang)} — {_two_lines(article.summary(self.lang))}")
         self.s.step = "article_pick"
         _, question_id, body, options, _ = self._question("article_pick")
         self.out.append(Outbound(kind=OutboundKind.CHOICE, text="\n\n".join([body, *lines]), question=question_id,
