@@ -56,6 +56,7 @@ class ConversationState(BaseModel):
     sheets_completed: int = 0
     last_level: str | None = None
     article_ids: list[str] = Field(default_factory=list)  # the articles just offered, in their order
+    followup_ref: int | None = None  # the counsellor case a pending "did things get better?" is about
 
 
 class Effect(BaseModel):
@@ -146,6 +147,8 @@ class _Turn:
         if step_id == "counsellor_offer":
             return (OutboundKind.CHOICE, "counsellor_offer", t("counsellor_offer"), self._yes_no_options(False),
                     None)
+        if step_id == "followup":
+            return OutboundKind.CHOICE, "followup", t("ask_followup"), self._followup_options(), None
         if step_id == "article_question":
             return OutboundKind.QUESTION, "article_question", t("articles_ask"), [
                 Option(id="back_to_menu", label=t("option_back_to_menu"))], None
@@ -176,6 +179,9 @@ class _Turn:
         if with_unknown:
             opts.append(Option(id="unknown", label=self.t("option_unknown")))
         return opts
+
+    def _followup_options(self) -> list[Option]:
+        return [Option(id=i, label=self.t(f"option_{i}")) for i in ("better", "same", "worse")]
 
     def _menu_options(self) -> list[Option]:
         t = self.t
@@ -223,6 +229,9 @@ class _Turn:
         if event.kind is InboundKind.UNFOLLOW:
             self.s.paused = True
             self.effect("unreachable")
+            return
+        if event.kind is InboundKind.NUDGE:
+            self._nudge(event.nudge or "", event.nudge_ref)
             return
         if event.kind is InboundKind.FOLLOW:
             self._apply_language_hint(event)
@@ -383,7 +392,7 @@ class _Turn:
             "employer_code": self._answer_employer_code, "residence_status": self._answer_residence,
             "prefecture": self._answer_prefecture, "menu": self._answer_menu,
             "article_question": self._answer_article_question, "article_pick": self._answer_article_pick,
-            "counsellor_offer": self._answer_counsellor_offer,
+            "counsellor_offer": self._answer_counsellor_offer, "followup": self._answer_followup,
         }.get(step_id)
         if handler:
             handler(text, choice_ids)
@@ -711,6 +720,50 @@ class _Turn:
         else:
             self.say(self.t("counsellor_declined", helplines=self.book.helpline_text(self.lang)))
         self._after_result_menu()
+
+    # ----- writing first ---------------------------------------------------------------------------------
+    def _nudge(self, kind: str, ref: int | None) -> None:
+        """The scheduler asks the bot to write first. Whoever said stop, or never agreed to the privacy
+        notice, hears nothing; the scheduler has already checked the timing."""
+        if self.s.paused or not self.s.consent:
+            return
+        if kind == "reminder":
+            if not self.s.sheet_in_progress:
+                return
+            target = next((q for q in (self.s.step, self.s.return_to) if q in SHEET), None)
+            left = sum(1 for q in SHEET if q not in self.s.answers)
+            self.s.return_to = None
+            self.ask(target or self._first_open_question(), intro=[self.t("nudge_reminder", left=left)])
+        elif kind == "reinvite":
+            if self.s.sheet_in_progress:
+                return  # an unfinished sheet has its own reminders
+            self.s.return_to = None
+            self.ask("menu", intro=[self.t("nudge_reinvite")])
+        elif kind == "followup" and ref is not None:
+            self.s.followup_ref = ref
+            if self.s.step in ORDER:
+                self.s.return_to = self.s.step
+            self.ask("followup")
+
+    def _answer_followup(self, text: str | None, choice_ids: list[str]) -> None:
+        options = self._followup_options()
+        chosen = self._pick(text, choice_ids, options)
+        if chosen is None and text:
+            chosen = {"yes": "better", "no": "same"}.get(self.intent_of(text, ("yes", "no")) or "")
+        if chosen is None:
+            self._reask_answer()
+            return
+        self.effect("followup_answer", handoff_id=self.s.followup_ref, value=chosen)
+        self.s.followup_ref = None
+        if chosen == "better":
+            self.say(self.t("followup_glad"))
+        elif chosen == "same":
+            self.say(self.t("followup_same", talk=self.t("option_talk"),
+                            helplines=self.book.helpline_text(self.lang)))
+        else:
+            self._handoff("normal", "followup_worse")
+            self.say(self.t("followup_worse"))
+        self.ask("menu")
 
     # ----- moving through the sheet ------------------------------------------------------------------
     def _record(self, qid: str, value: Any, raw: str) -> None:

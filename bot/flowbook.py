@@ -203,6 +203,10 @@ def load_flowbook(data_dir: Path | None = None, content_dir: Path | None = None)
     try:
         sheet = _read(data_dir / "self_diagnosis.yaml")
         ui = _read(data_dir / "ui.yaml")["texts"]
+        nudge_texts = _read(data_dir / "nudges.yaml")["texts"]
+        if overlap := set(ui) & set(nudge_texts):
+            raise FlowDataError(f"texts defined twice (ui.yaml and nudges.yaml): {sorted(overlap)}")
+        ui = {**ui, **nudge_texts}
         indicators = _read(data_dir / "indicators.yaml")["indicators"]
         keywords = _read(data_dir / "keywords.yaml")["keywords"]
         statuses = _read(data_dir / "residence_statuses.yaml")["statuses"]

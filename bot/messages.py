@@ -14,6 +14,7 @@ class InboundKind(StrEnum):
     UNFOLLOW = "unfollow"  # the worker blocked or left: we must stop writing
     LOCATION = "location"
     MEDIA = "media"  # image, sticker, audio, file
+    NUDGE = "nudge"  # not from the worker: the scheduler asks the bot to write first
 
 
 class CounsellorHours(BaseModel):
@@ -42,6 +43,9 @@ class InboundEvent(BaseModel):
     intent: str | None = None
     intent_confidence: float | None = None
     danger: bool = False
+    # For a NUDGE: which one (reinvite, reminder, followup) and what it is about (the case of a follow-up).
+    nudge: str | None = None
+    nudge_ref: int | None = None
 
 
 class OutboundKind(StrEnum):

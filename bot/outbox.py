@@ -14,11 +14,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import func, insert
 from sqlmodel import Session, select
 
 from bot.channels.base import Channel, SendContext, SendOutcome, SendResult
+from bot.broadcast import BroadcastSender
 from bot.messages import Outbound
+from bot.sendrules import UNSOLICITED, QuietHours
 from bot.settings import Settings
 from bot.store.db import Database
 from bot.store.models import OutboxMessage, Worker
@@ -152,11 +154,17 @@ class Dispatcher:
         self.record_every = record_every
         self._outcomes: list[tuple[int, int, SendResult]] = []
         self._limit = asyncio.Semaphore(concurrency)
+        self.quiet = QuietHours.parse(settings.quiet_hours, settings.timezone)
+        self.broadcast = BroadcastSender(db, channels, settings, clock, self.locks, concurrency=concurrency)
 
     async def run_once(self) -> int:
-        """Sends what is due now; returns how many rows got an outcome."""
+        """Sends what is due now, conversations first and then campaigns; returns how many rows got an
+        outcome."""
         if not await asyncio.to_thread(self.locks.may_dispatch):
             return 0
+        return await self._conversations_once() + await self.broadcast.run_once()
+
+    async def _conversations_once(self) -> int:
         heads = await asyncio.to_thread(self._due_rows)
         if not heads:
             return 0
@@ -181,7 +189,8 @@ class Dispatcher:
 
     def pending_count(self) -> int:
         with self.db.session() as s:
-            return len(s.exec(select(OutboxMessage.id).where(OutboxMessage.status == "pending")).all())
+            return s.exec(select(func.count()).select_from(OutboxMessage).where(
+                OutboxMessage.status.in_(("pending", "sending")))).one()  # type: ignore[attr-defined]
 
     def _due_rows(self, only: set[int] | None = None) -> dict[int, list[tuple[OutboxMessage, Worker]]]:
         """Pending rows grouped by worker, in order; a worker whose first row is not due yet waits whole, so
@@ -189,7 +198,8 @@ class Dispatcher:
         now = self.clock()
         with self.db.session() as s:
             query = (select(OutboxMessage, Worker).join(Worker, Worker.id == OutboxMessage.worker_id)
-                     .where(OutboxMessage.status == "pending"))
+                     .where(OutboxMessage.status == "pending",
+                            OutboxMessage.campaign_id.is_(None)))  # type: ignore[union-attr]
             if only is not None:
                 query = query.where(OutboxMessage.worker_id.in_(only))  # type: ignore[attr-defined]
             rows = s.exec(query.order_by(OutboxMessage.id).limit(self.batch_size)).all()
@@ -212,7 +222,7 @@ class Dispatcher:
             if len(self._outcomes) >= self.record_every:
                 await self._flush_outcomes()
             done += 1
-            if result.outcome in (SendOutcome.RETRY, SendOutcome.UNREACHABLE):
+            if result.outcome in (SendOutcome.RETRY, SendOutcome.UNREACHABLE, SendOutcome.DEFERRED):
                 break  # the rest of this worker's messages wait behind this one
         return done
 
@@ -230,6 +240,13 @@ class Dispatcher:
         if not worker.reachable and row.source != "channel":
             return SendResult(SendOutcome.SKIPPED, "the worker blocked the bot or left")
         now = self.clock()
+        if row.source in UNSOLICITED:
+            if worker.opted_out:
+                return SendResult(SendOutcome.SKIPPED, "opted out")
+            if self.quiet.is_quiet(now):
+                wait = (self.quiet.next_allowed(now) - now).total_seconds()
+                return SendResult(SendOutcome.DEFERRED, "quiet hours", wait)
+        await channel.rate_limits().acquire(chat=row.recipient)
         ctx = SendContext(recipient=row.recipient, idempotency_key=row.idempotency_key, reply_token=row.reply_token,
                           reply_token_valid=bool(row.reply_token_expires_at and
                                                  _aware(row.reply_token_expires_at) > now),
@@ -256,6 +273,11 @@ class Dispatcher:
 
     def _apply_outcome(self, s: Session, row: OutboxMessage, worker_id: int, result: SendResult,
                        now: datetime) -> None:
+        if result.outcome is SendOutcome.DEFERRED:
+            row.next_attempt_at = now + timedelta(seconds=result.retry_after or 0)
+            row.last_error = result.reason
+            s.add(row)
+            return
         row.attempts += 1
         if result.outcome is SendOutcome.SENT:
             row.status, row.sent_at, row.last_error = "sent", now, None
@@ -283,6 +305,7 @@ class Dispatcher:
     async def close(self) -> None:
         for channel in self.channels.values():
             await channel.close()
+        self.broadcast.close()
         self.locks.close()
 
 

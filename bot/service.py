@@ -14,7 +14,7 @@ from bot.messages import InboundEvent, InboundKind, Outbound
 from bot.office import OfficeHours
 from bot.outbox import Outbox
 from bot.store.db import Database
-from bot.store.models import ConversationStateRow, Worker
+from bot.store.models import ConversationStateRow, HandoffRequest, Worker
 from bot.store.repository import ConversationRepository
 from nlu.langid import detect_language
 from nlu.service import NluService
@@ -86,6 +86,27 @@ class ConversationService:
         repo.write_new_rows()
         return replies
 
+    def write_first(self, session: Session, worker: Worker, event: InboundEvent, now: datetime,
+                    source: str = "nudge") -> list[Outbound]:
+        """Steps a conversation the bot opens itself (a nudge), in the caller's transaction. The worker did
+        not write, so nothing about their activity changes (Messenger's 24-hour window stays as it was)."""
+        repo = ConversationRepository(session)
+        stored = repo.load_states([worker.id]).get(worker.id)  # type: ignore[list-item,arg-type]
+        state = (ConversationState.model_validate(stored.state) if stored
+                 else ConversationState(language=worker.language))
+        result = step(state, event, now, self.book)
+        if not result.outbound and not result.effects:
+            return []
+        repo.save_state_row(stored, worker.id, result.state.model_dump(mode="json"), now)  # type: ignore[arg-type]
+        for out in result.outbound:
+            repo.add_outbound(worker, out, now)
+        for effect in result.effects:
+            self._apply(repo, worker, effect, result.state, now)
+        if self.outbox is not None:
+            self.outbox.enqueue(session, worker, result.outbound, now, source=source, into=repo.new_outbox)
+        repo.write_new_rows()
+        return result.outbound
+
     def _turn(self, repo: ConversationRepository, worker: Worker, states: dict[int, ConversationStateRow],
               turn: Turn, now: datetime, held: bool = False) -> list[Outbound]:
         event = turn.event
@@ -151,6 +172,11 @@ class ConversationService:
                        "indicators": data.get("indicators", []), "step": state.step}
             repo.request_handoff(worker, data["priority"], data["reason"], data.get("language", worker.language),
                                  summary, now)
+        elif effect.type == "followup_answer" and data.get("handoff_id") is not None:
+            case = repo.session.get(HandoffRequest, data["handoff_id"])
+            if case is not None and case.worker_id == worker.id:
+                case.followup_answer, case.followup_at = str(data["value"]), now
+                repo.session.add(case)
         elif effect.type == "opt_out":
             worker.opted_out = bool(data.get("value"))
         elif effect.type == "unreachable":

@@ -66,6 +66,21 @@ class Settings(BaseSettings):
     nlu_backend: str = "embedded"
     rasa_url: str = ""
     nlu_timeout_seconds: float = 0.5
+    # Check-in nudges and campaigns (bot/scheduler.py, bot/nudges.py, bot/campaigns.py). Unsolicited messages
+    # wait out the quiet hours (local time in TIMEZONE; "" = none) and never go to who said stop.
+    run_scheduler_in_process: bool = True  # `mirai serve` runs the scheduler too (one is active at a time)
+    scheduler_interval_seconds: float = 60.0  # how often due nudges and campaigns are looked for
+    quiet_hours: str = "21:00-08:00"
+    reinvite_days: int = 90  # invite again to the self-diagnosis this long after the last one
+    reminder_hours: str = "24,72"  # remind of an unfinished sheet this long after the last answer (at most two)
+    followup_days: int = 7  # ask "did things get better?" this long after a counsellor resolved the case
+    # Provider rate limits, messages (calls) a second: a token bucket per channel, and per chat on Telegram.
+    telegram_rate_per_second: float = 30.0
+    telegram_chat_rate_per_second: float = 1.0
+    line_rate_per_second: float = 2000.0  # push and reply
+    line_multicast_rate_per_second: float = 200.0  # multicast calls, each to up to 500 people
+    messenger_rate_per_second: float = 250.0
+
     # After a failed call the provider is not asked again for this long (texts go out untranslated).
     translator_cooldown_seconds: float = 30.0
 

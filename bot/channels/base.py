@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from bot.messages import InboundEvent, Outbound
+from bot.sendrules import RateLimits
 from bot.settings import Settings
 
 
@@ -46,6 +47,7 @@ class SendOutcome(StrEnum):
     FAILED = "failed"  # permanent: the request itself is wrong
     UNREACHABLE = "unreachable"  # the worker blocked us or is gone: stop writing to them
     SKIPPED = "skipped"  # not allowed now (e.g. outside Messenger's 24-hour window)
+    DEFERRED = "deferred"  # not now, without counting an attempt (quiet hours): try again at `retry_after`
 
 
 @dataclass
@@ -71,9 +73,12 @@ class SendContext:
 
 class Channel(ABC):
     name: str
+    # How many people one call can carry the same messages to (LINE multicast: 500); 0 = one call each.
+    max_multicast: int = 0
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._limits: RateLimits | None = None
 
     @abstractmethod
     def enabled(self) -> bool:
@@ -94,6 +99,23 @@ class Channel(ABC):
     @abstractmethod
     async def send(self, payload: dict[str, Any], ctx: SendContext) -> SendResult:
         """Performs one rendered call."""
+
+    def rate_limits(self) -> RateLimits:
+        """The provider's limits, shared by every send of this process (the channel object is shared)."""
+        if self._limits is None:
+            self._limits = self._make_rate_limits()
+        return self._limits
+
+    def _make_rate_limits(self) -> RateLimits:
+        return RateLimits(0)
+
+    def may_write_first(self, last_inbound_at: datetime | None, now: datetime) -> str | None:
+        """Why the bot may not open a conversation with this person now (a campaign, a nudge), or None."""
+        return None
+
+    async def send_multicast(self, payload: dict[str, Any], recipients: list[str], retry_key: str) -> SendResult:
+        """Performs one rendered call for many people at once (only where ``max_multicast`` > 0)."""
+        raise NotImplementedError(f"{self.name} has no multicast")
 
     async def close(self) -> None:
         """Releases network clients."""

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from bot.sendrules import RateLimits
 from bot.channels.base import (
     Channel,
     ParsedEvent,
@@ -43,6 +44,16 @@ class MessengerChannel(Channel):
     def enabled(self) -> bool:
         s = self.settings
         return bool(s.messenger_app_secret and s.messenger_verify_token and s.messenger_page_access_token)
+
+    def _make_rate_limits(self) -> RateLimits:
+        return RateLimits(self.settings.messenger_rate_per_second)
+
+    def may_write_first(self, last_inbound_at: datetime | None, now: datetime) -> str | None:
+        # Outside 24 hours after the person's last message a page may send only tagged messages (a human
+        # agent's answer); news and reminders are not allowed.
+        if last_inbound_at is None or now - last_inbound_at > WINDOW:
+            return "outside the 24-hour messaging window"
+        return None
 
     def verify_get(self, params: Mapping[str, str]) -> str:
         if params.get("hub.mode") != "subscribe" or not constant_time_equal(

@@ -12,6 +12,7 @@ from typing import Any
 from telegram import Bot, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
+from bot.sendrules import RateLimits
 from bot.channels.base import (
     Channel,
     ParsedEvent,
@@ -40,6 +41,12 @@ class TelegramChannel(Channel):
     def __init__(self, settings) -> None:  # type: ignore[no-untyped-def]
         super().__init__(settings)
         self._bot: Bot | None = None
+
+    def _make_rate_limits(self) -> RateLimits:
+        # Telegram: about 30 messages a second overall, and no more than one a second in a chat (a short
+        # burst, such as a reply and the answer to a button, is tolerated).
+        return RateLimits(self.settings.telegram_rate_per_second, self.settings.telegram_chat_rate_per_second,
+                          per_chat_burst=3)
 
     def enabled(self) -> bool:
         return bool(self.settings.telegram_bot_token and self.settings.telegram_webhook_secret)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -110,6 +110,9 @@ class HandoffRequest(SQLModel, table=True):
     subcategory: str | None = Field(default=None, max_length=64)
     resolved_at: datetime | None = None
     updated_at: datetime | None = Field(default=None, index=True)
+    # A week after the case is resolved the worker is asked whether things got better.
+    followup_answer: str | None = Field(default=None, max_length=16)  # better, same, worse
+    followup_at: datetime | None = None
 
 
 class InboundQueue(SQLModel, table=True):
@@ -136,13 +139,19 @@ class OutboxMessage(SQLModel, table=True):
     sent by the dispatcher with an idempotency key, retried until sent or given up with a reason."""
 
     __tablename__ = "outbox"
+    # The conversation dispatcher reads pending rows without a campaign in id order, past any broadcast backlog.
+    __table_args__ = (Index("ix_outbox_queue", "status", "campaign_id", "id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     worker_id: int = Field(foreign_key="worker.id", index=True)
     channel: str = Field(max_length=32)
     recipient: str = Field(max_length=128)
     payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    source: str = Field(default="bot", max_length=16)  # bot, counsellor, campaign, channel
+    source: str = Field(default="bot", max_length=16)  # bot, counsellor, campaign, nudge, channel
+    # A campaign's rows are sent by the broadcast path; rows with the same batch key carry the same content
+    # and go out in one multicast call (LINE), whose retry key is derived from the batch key.
+    campaign_id: int | None = Field(default=None, foreign_key="campaign.id", index=True)
+    batch_key: str | None = Field(default=None, max_length=64, index=True)
     idempotency_key: str = Field(max_length=64, unique=True)
     reply_token: str | None = Field(default=None, max_length=256)
     reply_token_expires_at: datetime | None = None
@@ -203,3 +212,37 @@ class AuditEntry(SQLModel, table=True):
     worker_id: int | None = None
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(index=True)
+
+
+class Campaign(SQLModel, table=True):
+    """A broadcast: one text in every language, sent at a time to the workers an audience filter selects."""
+
+    __tablename__ = "campaign"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=120)
+    texts: dict[str, str] = Field(sa_column=Column(JSON, nullable=False))  # language -> text
+    audience: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    send_at: datetime = Field(index=True)
+    status: str = Field(default="scheduled", max_length=16, index=True)  # scheduled, sending, done, cancelled
+    created_by: int | None = Field(default=None, foreign_key="staff_user.id")
+    created_at: datetime
+    enqueued_at: datetime | None = None
+    finished_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    recipients: int = 0  # outbox rows written for it
+    # Workers the filter matched but whom we may not write to, by reason (opted out, unreachable, no consent).
+    excluded: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class NudgeLog(SQLModel, table=True):
+    """Each check-in nudge once: the unique key makes a second scheduler (or a second run) a no-op."""
+
+    __tablename__ = "nudge_log"
+    __table_args__ = (UniqueConstraint("worker_id", "kind", "ref", name="uq_nudge_once"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    worker_id: int = Field(foreign_key="worker.id", index=True)
+    kind: str = Field(max_length=16)  # reinvite, reminder, followup
+    ref: str = Field(max_length=64)  # what it is about: a period, a sheet and its count, a case
+    created_at: datetime
