@@ -14,13 +14,14 @@ from fastapi.staticfiles import StaticFiles
 
 from admin_api.deps import AppContext
 from admin_api.routes import inbox as inbox_routes
-from admin_api.routes import inbox_page, ops, webchat, webhooks
+from admin_api.routes import campaigns, inbox_page, ops, webchat, webhooks
 from bot.channels.registry import build_channels
 from bot.flowbook import default_flowbook
 from bot.inbox import InboxService
 from bot.office import OfficeHours
 from bot.outbox import Dispatcher, Outbox
 from bot.pipeline import InboundProcessor, InboundStore, Pipeline
+from bot.scheduler import build_scheduler
 from bot.service import ConversationService, utcnow
 from bot.settings import Settings, get_settings
 from bot.store.db import get_database
@@ -44,11 +45,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pipeline = Pipeline(InboundProcessor(db, service, channels, outbox, utcnow),
                             Dispatcher(db, channels, settings, utcnow))
 
+    scheduler = build_scheduler(settings, db, service, utcnow,
+                                wake=pipeline.wake if pipeline is not None else None)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if pipeline is not None:
             pipeline.start()
+        if settings.run_scheduler_in_process:
+            scheduler.start()
         yield
+        scheduler.stop()
         if pipeline is not None:
             pipeline.stop()
 
@@ -59,7 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                          on_change=pipeline.wake if pipeline is not None else None)
     app.state.webhook_counts = Counter()
     app.state.ctx = AppContext(settings=settings, db=db, book=book, service=service, channels=channels,
-                               inbound=InboundStore(db), pipeline=pipeline, inbox=inbox)
+                               inbound=InboundStore(db), pipeline=pipeline, inbox=inbox,
+                               campaigns=scheduler.campaigns, scheduler=scheduler)
 
     @app.exception_handler(RequestValidationError)
     async def _bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -76,5 +84,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(inbox_routes.router)
     app.include_router(inbox_page.router)
     app.include_router(ops.router)
+    app.include_router(campaigns.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

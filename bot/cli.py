@@ -113,6 +113,107 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pipeline_parts():  # type: ignore[no-untyped-def]
+    """The database, the service with its outbox, and the settings, as `mirai dispatch` builds them."""
+    from bot.channels.registry import build_channels
+    from bot.office import OfficeHours
+    from bot.outbox import Outbox
+    from bot.service import ConversationService
+    from bot.store.db import get_database
+    from nlu.service import NluService
+
+    settings = get_settings()
+    db = get_database(settings.database_url)
+    channels = {n: c for n, c in build_channels(settings).items() if c.enabled()}
+    service = ConversationService(db, default_language=settings.default_language, outbox=Outbox(channels),
+                                  office_hours=OfficeHours.parse(settings.office_hours, settings.timezone),
+                                  nlu=NluService.from_settings(settings))
+    return settings, db, service
+
+
+def cmd_scheduler(_args: argparse.Namespace) -> int:
+    """Runs the scheduler alone (nudges, campaigns); stands by while another process leads."""
+    import signal
+    import threading
+
+    from bot.scheduler import build_scheduler
+    from bot.service import utcnow
+
+    settings, db, service = _pipeline_parts()
+    runtime = build_scheduler(settings, db, service, utcnow)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print("scheduler started (it leads when no other process does)", flush=True)
+    runtime.start()
+    try:
+        stop.wait()
+    finally:
+        runtime.stop()
+    return 0
+
+
+def cmd_nudges_run(_args: argparse.Namespace) -> int:
+    from bot.nudges import NudgePlanner
+    from bot.service import utcnow
+
+    settings, db, service = _pipeline_parts()
+    counts = NudgePlanner(db, service, settings, utcnow).run()
+    print(json.dumps(counts, ensure_ascii=False) if counts else "no nudge is due")
+    return 0
+
+
+def _campaign_service():  # type: ignore[no-untyped-def]
+    from bot.campaigns import CampaignService
+    from bot.service import utcnow
+
+    settings, db, service = _pipeline_parts()
+    return CampaignService(db, service.outbox, settings, utcnow, service.book)
+
+
+def _bar(progress: dict, width: int = 30) -> str:  # type: ignore[type-arg]
+    total = max(progress["total"], 1)
+    done = progress["sent"] + progress["failed"] + progress["skipped"]
+    filled = int(width * done / total)
+    return (f"[{'#' * filled}{'.' * (width - filled)}] {100 * done / total:5.1f}%  sent {progress['sent']}  "
+            f"queued {progress['queued']}  failed {progress['failed']}  skipped {progress['skipped']}  "
+            f"({progress['status']})")
+
+
+def cmd_campaign_status(args: argparse.Namespace) -> int:
+    """A live progress bar until the campaign is done or cancelled (or once, with --once)."""
+    import time
+
+    from bot.campaigns import CampaignError
+
+    campaigns = _campaign_service()
+    live = sys.stdout.isatty() and not args.once
+    while True:
+        try:
+            progress = campaigns.progress(args.id)
+        except CampaignError as exc:
+            print(f"campaign {args.id}: {exc}", file=sys.stderr)
+            return 1
+        finished = progress["status"] in ("done", "cancelled") or (
+            progress["status"] == "sending" and progress["queued"] == 0)
+        print(("\r" if live else "") + f"{progress['name']}: " + _bar(progress), end="" if live else "\n",
+              flush=True)
+        if finished or args.once:
+            break
+        time.sleep(args.interval)
+    if live:
+        print()
+    for title, reasons in (("failed", progress["failed_reasons"]), ("skipped", progress["skipped_reasons"])):
+        for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
+            print(f"  {title}: {n} {reason}")
+    return 0
+
+
+def cmd_campaign_list(_args: argparse.Namespace) -> int:
+    for progress in _campaign_service().list():
+        print(f"{progress['id']:>5}  {progress['send_at'][:16]}  {progress['name'][:40]:<40}  " + _bar(progress, 12))
+    return 0
+
+
 def cmd_channels_setup(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -306,6 +407,25 @@ def build_parser() -> argparse.ArgumentParser:
     dispatch = sub.add_parser("dispatch", help="step stored webhook events and send the outbox (no web server)")
     dispatch.add_argument("--until-empty", action="store_true", help="exit when nothing is left to send")
     dispatch.set_defaults(func=cmd_dispatch)
+
+    scheduler = sub.add_parser("scheduler", help="run the scheduler alone: check-in nudges and campaigns "
+                                                 "(one process leads; the others stand by)")
+    scheduler.set_defaults(func=cmd_scheduler)
+
+    nudges = sub.add_parser("nudges", help="check-in nudges")
+    nudges_sub = nudges.add_subparsers(dest="action", required=True)
+    nudges_run = nudges_sub.add_parser("run", help="write the nudges due now, once (the scheduler does this)")
+    nudges_run.set_defaults(func=cmd_nudges_run)
+
+    campaign = sub.add_parser("campaign", help="campaign broadcasts (create them with POST /api/campaigns)")
+    campaign_sub = campaign.add_subparsers(dest="action", required=True)
+    status = campaign_sub.add_parser("status", help="a live progress bar of one campaign")
+    status.add_argument("id", type=int)
+    status.add_argument("--once", action="store_true", help="print the progress once and exit")
+    status.add_argument("--interval", type=float, default=1.0, help="seconds between updates")
+    status.set_defaults(func=cmd_campaign_status)
+    campaign_list = campaign_sub.add_parser("list", help="the latest campaigns and their progress")
+    campaign_list.set_defaults(func=cmd_campaign_list)
 
     channels = sub.add_parser("channels", help="messaging channel setup")
     channels_sub = channels.add_subparsers(dest="action", required=True)

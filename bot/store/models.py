@@ -245,4 +245,5 @@ class NudgeLog(SQLModel, table=True):
     worker_id: int = Field(foreign_key="worker.id", index=True)
     kind: str = Field(max_length=16)  # reinvite, reminder, followup
     ref: str = Field(max_length=64)  # what it is about: a period, a sheet and its count, a case
+    outcome: str = Field(default="sent", max_length=64)  # sent, or why not (e.g. Messenger's 24-hour window)
     created_at: datetime
