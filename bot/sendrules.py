@@ -103,8 +103,9 @@ class RateLimits:
 
     MAX_CHATS = 50_000  # per-chat buckets kept; the oldest are forgotten (a full bucket is the same as none)
 
-    def __init__(self, overall: float, per_chat: float = 0.0, per_chat_burst: float = 1.0) -> None:
-        self.overall = TokenBucket(overall) if overall > 0 else None
+    def __init__(self, overall: float, per_chat: float = 0.0, per_chat_burst: float = 1.0,
+                 burst: float | None = None) -> None:
+        self.overall = TokenBucket(overall, burst) if overall > 0 else None
         self.per_chat_rate = per_chat
         self.per_chat_burst = per_chat_burst
         self._chats: OrderedDict[str, TokenBucket] = OrderedDict()

@@ -43,10 +43,11 @@ class TelegramChannel(Channel):
         self._bot: Bot | None = None
 
     def _make_rate_limits(self) -> RateLimits:
-        # Telegram: about 30 messages a second overall, and no more than one a second in a chat (a short
-        # burst, such as a reply and the answer to a button, is tolerated).
+        # Telegram: about 30 messages a second overall, evenly paced (no burst, so that no second ever holds
+        # more), and no more than one a second in a chat (a short burst, such as a reply and the answer to a
+        # button, is tolerated).
         return RateLimits(self.settings.telegram_rate_per_second, self.settings.telegram_chat_rate_per_second,
-                          per_chat_burst=3)
+                          per_chat_burst=3, burst=1)
 
     def enabled(self) -> bool:
         return bool(self.settings.telegram_bot_token and self.settings.telegram_webhook_secret)
