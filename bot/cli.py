@@ -479,8 +479,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _configure_logging() -> None:
+    """Our own loggers only, to standard error: libraries' request logs would carry URLs with bot tokens."""
+    import logging
+
+    logger = logging.getLogger("mirai")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(get_settings().log_level.upper())
+        logger.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("serve", "dispatch", "scheduler"):
+        _configure_logging()
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
