@@ -20,12 +20,21 @@ class LeanFakeLine:
     def __init__(self) -> None:
         self.reply_tokens: dict[str, str] = {}
         self.retry_keys: set[str] = set()
-        self.accepted = 0
+        self.accepted = 0  # messages accepted for delivery (a multicast counts once per recipient)
+        self.calls = 0  # API calls answered, duplicates and errors included
+        self.recipients: dict[str, int] = {}  # user id -> multicast deliveries (exactly once each, we hope)
+
+    @web.middleware
+    async def counting(self, request: web.Request, handler):  # type: ignore[no-untyped-def]
+        if not request.path.startswith("/__bench"):
+            self.calls += 1
+        return await handler(request)
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self.counting])
         app.router.add_post("/v2/bot/message/reply", self.reply)
         app.router.add_post("/v2/bot/message/push", self.push)
+        app.router.add_post("/v2/bot/message/multicast", self.multicast)
         app.router.add_get("/__bench/count", self.count)
         app.router.add_post("/__bench/tokens", self.tokens)
         return app
@@ -64,8 +73,27 @@ class LeanFakeLine:
         self.accepted += 1
         return web.json_response({"sentMessages": [{"id": str(self.accepted)} for _ in body["messages"]]})
 
+    async def multicast(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        to = body.get("to")
+        if not isinstance(to, list) or not 1 <= len(to) <= 500:
+            return web.json_response({"message": "Size must be between 1 and 500"}, status=400)
+        key = request.headers.get("X-Line-Retry-Key")
+        if key in self.retry_keys:
+            return web.json_response({"message": "The retry key is already accepted"}, status=409)
+        if key:
+            self.retry_keys.add(key)
+        for user in to:
+            self.recipients[user] = self.recipients.get(user, 0) + 1
+        self.accepted += len(to)
+        return web.json_response({})
+
     async def count(self, _request: web.Request) -> web.Response:
-        return web.json_response({"accepted": self.accepted})
+        twice = sum(1 for n in self.recipients.values() if n > 1)
+        return web.json_response({"accepted": self.accepted, "calls": self.calls,
+                                  "multicast_recipients": len(self.recipients), "duplicated": twice})
 
     async def tokens(self, request: web.Request) -> web.Response:
         for user_id, tokens in (await request.json()).items():

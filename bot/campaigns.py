@@ -177,8 +177,7 @@ class CampaignService:
                     language = row.language if row.language in campaign.texts else "en"
                     by_group.setdefault((row.channel, language), []).append(row)
             rows = self._outbox_rows(campaign, by_group, now)
-            for start in range(0, len(rows), 20_000):
-                s.execute(insert(outbox_table), rows[start:start + 20_000])
+            _bulk_insert(s, rows)
             s.execute(update(campaign_table).where(campaign_table.c.id == campaign_id).values(
                 recipients=sum(len(v) for v in by_group.values()), excluded=dict(excluded),
                 **({} if rows else {"status": "done", "finished_at": now})))
@@ -240,6 +239,43 @@ class CampaignService:
             ids = list(s.execute(select(campaign_table.c.id).order_by(campaign_table.c.id.desc())
                                  .limit(limit)).scalars())
         return [self.progress(i) for i in ids]
+
+
+OUTBOX_COLUMNS = ("worker_id", "channel", "recipient", "payload", "source", "idempotency_key", "status", "attempts",
+                  "next_attempt_at", "created_at", "campaign_id", "batch_key")
+
+
+def _bulk_insert(session: Any, rows: list[dict[str, Any]]) -> None:
+    """A campaign's rows in one go. Most values are the same in every row (and a payload the same for a whole
+    group), so each is converted for the database once, not 100,000 times; PostgreSQL takes them by COPY."""
+    if not rows:
+        return
+    connection = session.connection()
+    dialect = connection.dialect
+    processors = {c: outbox_table.c[c].type._cached_bind_processor(dialect) for c in OUTBOX_COLUMNS}
+    converted: dict[tuple[str, int], Any] = {}
+
+    def value(column: str, v: Any) -> Any:
+        processor = processors[column]
+        if processor is None or v is None:
+            return v
+        if column in ("payload", "next_attempt_at", "created_at", "source", "status"):
+            key = (column, id(v))
+            if key not in converted:
+                converted[key] = processor(v)
+            return converted[key]
+        return processor(v)
+
+    tuples = [tuple(value(c, row[c]) for c in OUTBOX_COLUMNS) for row in rows]
+    names = ", ".join(OUTBOX_COLUMNS)
+    if dialect.name == "postgresql":
+        with connection.connection.driver_connection.cursor() as cursor:
+            with cursor.copy(f"COPY outbox ({names}) FROM STDIN") as copy:
+                for t in tuples:
+                    copy.write_row(t)
+    else:
+        marks = ", ".join("?" for _ in OUTBOX_COLUMNS)
+        connection.exec_driver_sql(f"INSERT INTO outbox ({names}) VALUES ({marks})", tuples)
 
 
 def _progress(campaign: Campaign, counts: list[Any]) -> dict[str, Any]:
