@@ -32,7 +32,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    db = get_database(settings.database_url)
+    db = get_database(settings.database_url, settings.encryption_keys)
     book = default_flowbook()
     channels = {name: ch for name, ch in build_channels(settings).items() if ch.enabled()}
     outbox = Outbox(channels)
