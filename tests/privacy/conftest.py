@@ -78,9 +78,21 @@ class ServiceWorker:
 
 
 def raw_database_bytes(db: Database) -> bytes:
-    """The SQLite file as a thief would copy it, after every connection closed (which checkpoints the WAL)."""
+    """The SQLite file as a thief would copy it, with its write-ahead log, after a checkpoint has moved the log's
+    pages into the file and emptied the log (as SQLite does by itself as the log grows)."""
+    import sqlite3
+    import time
+
     path = Path(db.url.split("///", 1)[-1])
     db.engine.dispose()
+    with sqlite3.connect(path, timeout=30) as plain:
+        for _ in range(200):  # a background poller may be reading for a moment
+            busy = plain.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            if not busy:
+                break
+            time.sleep(0.02)
+        else:
+            raise AssertionError("the write-ahead log could not be checkpointed")
     found = b""
     for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-journal")):
         if candidate.exists():
