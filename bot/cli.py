@@ -84,6 +84,9 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
     from bot.service import ConversationService, utcnow
     from bot.store.db import get_database
 
+    from bot.privacy import install_log_redaction
+
+    install_log_redaction()
     settings = get_settings()
     db = get_database(settings.database_url, settings.encryption_keys)
     channels = {n: c for n, c in build_channels(settings).items() if c.enabled()}

@@ -5,6 +5,8 @@ The encryption itself is in bot/store/crypto.py (column types); this module is w
 """
 from __future__ import annotations
 
+import logging
+import re
 import secrets
 from datetime import datetime, timedelta
 
@@ -203,3 +205,47 @@ def _purge_idle_states(db: Database, cutoff: datetime, free_text_questions: list
             s.add(row)
             done += 1
     return done
+
+
+# ----- logs ---------------------------------------------------------------------------------------------------
+# Our own log lines name rows by id, never by what a worker wrote or who they are. Two libraries would: httpx logs
+# every request URL (LINE's and Messenger's profile lookups carry the user id in the path, Telegram's the bot
+# token), uvicorn's access log prints query strings (the web chat's history carries the browser's user id), and
+# python-telegram-bot logs every API call with its parameters (chat id and text) at DEBUG.
+_IDENTIFIER_SEGMENT = re.compile(r"[^/?#]*\d[^/?#]{7,}")
+
+
+class _RedactHttpxUrls(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) >= 2:
+            args = list(record.args)
+            args[1] = redact_url(str(args[1]))
+            record.args = tuple(args)
+        return True
+
+
+class _DropQueryStrings(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) >= 3:
+            args = list(record.args)
+            args[2] = str(args[2]).split("?", 1)[0]
+            record.args = tuple(args)
+        return True
+
+
+def redact_url(url: str) -> str:
+    """The URL without query and without path segments that look like ids or tokens (8+ characters with a
+    digit): https://api.line.me/v2/bot/profile/U4af4980629 -> https://api.line.me/v2/bot/profile/*"""
+    scheme, sep, rest = url.partition("://")
+    host, slash, path = rest.partition("/")
+    path = _IDENTIFIER_SEGMENT.sub("*", path.split("?", 1)[0])
+    return f"{scheme}{sep}{host}{slash}{path}"
+
+
+def install_log_redaction() -> None:
+    """Idempotent: called wherever the app or the pipeline starts."""
+    logging.getLogger("telegram").setLevel(logging.INFO)  # its DEBUG lines are the messages themselves
+    for name, kind in (("httpx", _RedactHttpxUrls), ("uvicorn.access", _DropQueryStrings)):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, kind) for f in logger.filters):
+            logger.addFilter(kind())

@@ -31,7 +31,9 @@ def make_engine(url: str, keyring: KeyRing | None = None) -> Engine:
     """An engine for ``url`` whose encrypted columns use ``keyring`` (default: the one the settings give)."""
     _ensure_sqlite_folder(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # hide_parameters: a database error must not print the values of the statement (user ids, texts) into
+        # the log with its traceback.
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
         crypto.attach(engine.dialect, keyring or crypto.keyring_of(None))
 
         @event.listens_for(engine, "connect")
@@ -54,7 +56,7 @@ def make_engine(url: str, keyring: KeyRing | None = None) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    engine = create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
     crypto.attach(engine.dialect, keyring or crypto.keyring_of(None))
     return engine
 
