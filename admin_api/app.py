@@ -23,6 +23,7 @@ from bot.outbox import Dispatcher, Outbox
 from bot.pipeline import InboundProcessor, InboundStore, Pipeline
 from bot.scheduler import build_scheduler
 from bot.service import ConversationService, utcnow
+from bot.privacy import install_log_redaction
 from bot.settings import Settings, get_settings
 from bot.store.db import get_database
 from bot.translation import Translator
@@ -33,7 +34,8 @@ STATIC = Path(__file__).resolve().parent / "static"
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    db = get_database(settings.database_url)
+    install_log_redaction()
+    db = get_database(settings.database_url, settings.encryption_keys)
     book = default_flowbook()
     channels = {name: ch for name, ch in build_channels(settings).items() if ch.enabled()}
     outbox = Outbox(channels)

@@ -22,7 +22,7 @@ def _service():  # type: ignore[no-untyped-def]
     from bot.office import OfficeHours
     from nlu.service import NluService
 
-    return ConversationService(get_database(settings.database_url), default_language=settings.default_language,
+    return ConversationService(get_database(settings.database_url, settings.encryption_keys), default_language=settings.default_language,
                                office_hours=OfficeHours.parse(settings.office_hours, settings.timezone),
                                nlu=NluService.from_settings(settings))
 
@@ -84,8 +84,11 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
     from bot.service import ConversationService, utcnow
     from bot.store.db import get_database
 
+    from bot.privacy import install_log_redaction
+
+    install_log_redaction()
     settings = get_settings()
-    db = get_database(settings.database_url)
+    db = get_database(settings.database_url, settings.encryption_keys)
     channels = {n: c for n, c in build_channels(settings).items() if c.enabled()}
     outbox = Outbox(channels)
     from bot.office import OfficeHours
@@ -265,7 +268,7 @@ def cmd_users_add(args: argparse.Namespace) -> int:
         if getpass.getpass("again: ") != password:
             print("the passwords differ; nothing was changed", file=sys.stderr)
             return 2
-    inbox = InboxService(get_database(settings.database_url), default_flowbook(), Translator("none"), None, utcnow)
+    inbox = InboxService(get_database(settings.database_url, settings.encryption_keys), default_flowbook(), Translator("none"), None, utcnow)
     try:
         user = inbox.add_user(args.name, args.role, password, args.language)
     except InboxError as exc:
@@ -380,6 +383,41 @@ def cmd_doctor(_args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def cmd_keys_new(_args: argparse.Namespace) -> int:
+    from bot.store.crypto import new_key
+
+    print(new_key())
+    return 0
+
+
+def cmd_keys_rotate(_args: argparse.Namespace) -> int:
+    from bot.privacy import rotate_keys
+    from bot.store.db import get_database
+
+    settings = get_settings()
+    counts = rotate_keys(get_database(settings.database_url, settings.encryption_keys))
+    for column, n in counts.items():
+        print(f"{column}: {n} re-encrypted")
+    print(f"{sum(counts.values())} value(s) re-encrypted with the first key of ENCRYPTION_KEYS; every row now "
+          "reads with that key alone, so the older keys may be removed.")
+    return 0
+
+
+def cmd_privacy_purge(_args: argparse.Namespace) -> int:
+    from bot.privacy import purge_expired_free_text
+    from bot.service import utcnow
+    from bot.store.db import get_database
+
+    settings = get_settings()
+    counts = purge_expired_free_text(get_database(settings.database_url, settings.encryption_keys), utcnow(),
+                                     settings.free_text_retention_days)
+    for what, n in counts.items():
+        print(f"{what}: {n} erased")
+    print(f"free text older than {settings.free_text_retention_days} days is erased "
+          f"({sum(counts.values())} row(s) this time).")
+    return 0
+
+
 def _safe_url(url: str) -> str:
     """The database URL without its password, for printing."""
     if "@" in url and "://" in url:
@@ -454,6 +492,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = sub.add_parser("doctor", help="check settings, database, channels, translation and NLU; say what is wrong")
     doctor.set_defaults(func=cmd_doctor)
+
+    keys = sub.add_parser("keys", help="the keys that encrypt what workers say (ENCRYPTION_KEYS)")
+    keys_sub = keys.add_subparsers(dest="action", required=True)
+    keys_sub.add_parser("new", help="print a new key (put it first in ENCRYPTION_KEYS)").set_defaults(
+        func=cmd_keys_new)
+    keys_sub.add_parser("rotate", help="re-encrypt every stored value with the first key, in batches "
+                                       "(safe to run again)").set_defaults(func=cmd_keys_rotate)
+
+    privacy = sub.add_parser("privacy", help="workers' data: retention")
+    privacy_sub = privacy.add_subparsers(dest="action", required=True)
+    privacy_sub.add_parser("purge", help="erase free text older than FREE_TEXT_RETENTION_DAYS").set_defaults(
+        func=cmd_privacy_purge)
 
     mig = sub.add_parser("migrate", help="create or upgrade the database schema")
     mig.set_defaults(func=cmd_migrate)

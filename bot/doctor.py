@@ -21,15 +21,43 @@ class Finding:
 
 
 def examine(settings: Settings) -> list[Finding]:
-    return [*_database(settings), *_channels(settings), *_office(settings), _translator(settings), _nlu(settings)]
+    return [_encryption(settings), *_database(settings), *_channels(settings), *_office(settings),
+            _translator(settings), _nlu(settings)]
+
+
+def _encryption(settings: Settings) -> Finding:
+    from bot.store.crypto import EncryptionKeyError, key_file_for, parse_keys
+
+    try:
+        keys = parse_keys(settings.encryption_keys)
+    except EncryptionKeyError as exc:
+        return Finding(False, "encryption", f"{exc}.")
+    if keys:
+        older = f", {len(keys) - 1} older one(s) only decrypt (drop them after `mirai keys rotate`)" \
+            if len(keys) > 1 else ""
+        return Finding(True, "encryption", f"workers' messages are encrypted with the first key of ENCRYPTION_KEYS"
+                                           f"{older}.")
+    key_file = key_file_for(settings.database_url)
+    if key_file is None:
+        return Finding(False, "encryption", "ENCRYPTION_KEYS is not set, and the server refuses to start without "
+                                            "it: workers' messages are stored encrypted and PostgreSQL needs the "
+                                            "key from the environment. Run `mirai keys new`, keep the key in your "
+                                            "secret store and set ENCRYPTION_KEYS to it.")
+    return Finding(True, "encryption", f"ENCRYPTION_KEYS is not set: a development key in {key_file} is used (fine "
+                                       "on a laptop; production sets ENCRYPTION_KEYS).")
 
 
 def _database(settings: Settings) -> list[Finding]:
     from bot.cli import _safe_url
     from bot.store.db import Database, schema_is_current
 
+    from bot.store.crypto import EncryptionKeyError, new_key
+
     where = _safe_url(settings.database_url)
-    db = Database(settings.database_url)
+    try:
+        db = Database(settings.database_url, settings.encryption_keys)
+    except EncryptionKeyError:  # said above; the schema check needs no key of its own
+        db = Database(settings.database_url, new_key())
     try:
         current = schema_is_current(db)
     except Exception as exc:  # noqa: BLE001 (whatever it is, the operator needs to read it)

@@ -32,7 +32,7 @@ ONBOARDING = ("language", "consent", "employer_code", "residence_status", "prefe
 SHEET = tuple(f"Q{i}" for i in range(1, 14))
 ORDER = ONBOARDING + SHEET
 OPTIONAL_ONBOARDING = ("employer_code", "residence_status", "prefecture")
-COMMANDS = ("back", "skip", "stop", "menu", "help", "talk_to_person", "change_language")
+COMMANDS = ("back", "skip", "stop", "menu", "help", "talk_to_person", "change_language", "delete_data")
 INTENT_CONFIDENCE = 0.6  # below this the NLU's guess is not acted on
 MAX_MESSAGE_CHARS = 2000
 DOT_THOUSANDS = ("vi", "id", "pt", "es")  # languages that write 1.000.000
@@ -62,7 +62,9 @@ class ConversationState(BaseModel):
 class Effect(BaseModel):
     """Something the service must record besides the messages: it never changes what the worker sees."""
 
-    type: str  # profile, answer, sheet_started, sheet_abandoned, sheet_completed, handoff, opt_out, unreachable
+    # profile, answer, sheet_started, sheet_abandoned, sheet_completed, handoff, opt_out, unreachable, erase (the
+    # worker confirmed "delete my data": the service erases them after this turn's last message is on its way)
+    type: str
     data: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -149,6 +151,10 @@ class _Turn:
                     None)
         if step_id == "followup":
             return OutboundKind.CHOICE, "followup", t("ask_followup"), self._followup_options(), None
+        if step_id == "erase_confirm":
+            return (OutboundKind.CHOICE, "erase_confirm", t("erase_confirm"),
+                    [Option(id="erase_yes", label=t("option_erase_yes")),
+                     Option(id="erase_no", label=t("option_erase_no"))], None)
         if step_id == "article_question":
             return OutboundKind.QUESTION, "article_question", t("articles_ask"), [
                 Option(id="back_to_menu", label=t("option_back_to_menu"))], None
@@ -366,6 +372,10 @@ class _Turn:
                 self.ask(self.s.history.pop())
         elif command == "skip":
             self._skip(step_id)
+        elif command == "delete_data":
+            if step_id != "erase_confirm":
+                self.s.return_to = step_id  # where to go on if they change their mind
+            self.ask("erase_confirm")
 
     def _skip(self, step_id: str) -> None:
         if step_id == "consent":
@@ -393,6 +403,7 @@ class _Turn:
             "prefecture": self._answer_prefecture, "menu": self._answer_menu,
             "article_question": self._answer_article_question, "article_pick": self._answer_article_pick,
             "counsellor_offer": self._answer_counsellor_offer, "followup": self._answer_followup,
+            "erase_confirm": self._answer_erase_confirm,
         }.get(step_id)
         if handler:
             handler(text, choice_ids)
@@ -764,6 +775,26 @@ class _Turn:
             self._handoff("normal", "followup_worse")
             self.say(self.t("followup_worse"))
         self.ask("menu")
+    def _answer_erase_confirm(self, text: str | None, choice_ids: list[str]) -> None:
+        _, _, _, options, _ = self._question("erase_confirm")
+        chosen = self._pick(text, choice_ids, options)
+        if chosen is None and text:
+            chosen = {"yes": "erase_yes", "no": "erase_no"}.get(self.intent_of(text, ("yes", "no")) or "")
+        if chosen is None:
+            self._reask_answer()
+            return
+        target, self.s.return_to = self.s.return_to, None
+        if chosen == "erase_yes":
+            # The last words to this person; after them the service erases everything, this state included.
+            self.say(self.t("erase_done"))
+            self.s = ConversationState(language=self.lang)
+            self.effect("erase")
+            return
+        self.say(self.t("erase_cancelled"))
+        if target in ORDER or target in ("menu", "counsellor_offer", "article_question"):
+            self.ask(target)  # type: ignore[arg-type]
+        else:
+            self.ask("menu")
 
     # ----- moving through the sheet ------------------------------------------------------------------
     def _record(self, qid: str, value: Any, raw: str) -> None:
@@ -940,17 +971,19 @@ def _matches(forms: tuple[str, str], words: tuple[frozenset[str], frozenset[str]
 
 
 def reaches_bot_while_counsellor_holds(state: ConversationState, event: InboundEvent, book: FlowBook) -> bool:
-    """While a counsellor holds the conversation the bot keeps quiet; only "stop", a cry for help, and the
-    worker leaving (unfollow) still reach it."""
+    """While a counsellor holds the conversation the bot keeps quiet; only "stop", "delete my data" (and its
+    confirmation), a cry for help, and the worker leaving (unfollow) still reach it."""
     if event.kind is InboundKind.UNFOLLOW:
         return True
     turn = _Turn(book, state, datetime.now(UTC))
+    if state.step == "erase_confirm":
+        return True  # the answer to "delete all your data?" is for the bot, whoever holds the conversation
     if event.kind is InboundKind.CHOICE:
-        return "cmd:stop" in event.choice_ids
+        return "cmd:stop" in event.choice_ids or "cmd:delete_data" in event.choice_ids
     if event.kind is not InboundKind.TEXT:
         return False
     text = clean(event.text)
-    return bool(text) and (turn.is_danger(text) or turn.intent_of(text, COMMANDS) == "stop")
+    return bool(text) and (turn.is_danger(text) or turn.intent_of(text, COMMANDS) in ("stop", "delete_data"))
 
 
 def _library():  # type: ignore[no-untyped-def]

@@ -237,7 +237,8 @@ class Dispatcher:
         channel = self.channels.get(row.channel)
         if channel is None or not channel.enabled():
             return SendResult(SendOutcome.RETRY, f"channel {row.channel} is not configured")
-        if not worker.reachable and row.source != "channel":
+        # An erased worker is unreachable, but their last words (the confirmation) still go out.
+        if not worker.reachable and row.source not in ("channel", "erasure"):
             return SendResult(SendOutcome.SKIPPED, "the worker blocked the bot or left")
         now = self.clock()
         if row.source in UNSOLICITED:
@@ -294,6 +295,10 @@ class Dispatcher:
                 if worker is not None:
                     worker.reachable = False
                     s.add(worker)
+        if row.source == "erasure" and row.status != "pending":
+            from bot.privacy import scrub_erasure_row
+
+            scrub_erasure_row(row)  # delivered (or given up): the recipient and the text go too
         s.add(row)
 
     def _delay(self, attempts: int, retry_after: float | None) -> float:

@@ -82,6 +82,9 @@ class ConversationService:
             if turn.provider_event_id:
                 seen.add((turn.channel, turn.provider_event_id))
             worker = workers[(turn.channel, turn.channel_user_id)]
+            if worker.channel_user_id != turn.channel_user_id:  # erased earlier in this batch: a new person now
+                worker = workers[(turn.channel, turn.channel_user_id)] = repo.worker_for_update(
+                    turn.channel, turn.channel_user_id, keys[(turn.channel, turn.channel_user_id)], now)
             replies.append(self._turn(repo, worker, states, turn, now, held=worker.id in held))
         repo.write_new_rows()
         return replies
@@ -132,6 +135,8 @@ class ConversationService:
             repo.touch_handoff(worker.id, now)  # type: ignore[arg-type]
             return []
         result = step(state, event, now, self.book)
+        if any(effect.type == "erase" for effect in result.effects):
+            return self._erase(repo, worker, turn, result.outbound, now)
         states[worker.id] = repo.save_state_row(stored, worker.id, result.state.model_dump(mode="json"), now)  # type: ignore[index,arg-type]
         for out in result.outbound:
             repo.add_outbound(worker, out, now)
@@ -182,6 +187,20 @@ class ConversationService:
         elif effect.type == "unreachable":
             worker.reachable = False
         repo.session.add(worker)
+
+    def _erase(self, repo: ConversationRepository, worker: Worker, turn: Turn, last_words: list[Outbound],
+               now: datetime) -> list[Outbound]:
+        """The worker confirmed "delete my data": their last message goes out (an outbox row of source 'erasure',
+        scrubbed by the dispatcher once it has an outcome), then everything that is theirs is erased in this
+        same transaction. Nothing of this turn is stored as a message."""
+        from bot.privacy import erase_worker
+
+        repo.forget_unwritten(worker.id)  # type: ignore[arg-type]
+        if self.outbox is not None:
+            self.outbox.enqueue(repo.session, worker, last_words, now, reply_token=turn.reply_token,
+                                reply_token_expires_at=turn.reply_token_expires_at, source="erasure")
+        erase_worker(repo.session, worker.id, now)  # type: ignore[arg-type]
+        return last_words
 
     def history(self, channel: str, channel_user_id: str, limit: int = 200,
                 after_id: int | None = None) -> list[dict[str, Any]]:

@@ -23,6 +23,14 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Tokyo"
     log_level: str = "INFO"
 
+    # Privacy. encryption_keys: comma-separated Fernet keys (`mirai keys new`); the first encrypts what workers
+    # say, all of them decrypt (put a new key first, run `mirai keys rotate`, then drop the old one). Empty: a
+    # development key is generated beside a SQLite database; PostgreSQL refuses to start without one.
+    encryption_keys: str = ""
+    # After this many days the free text of a conversation (messages, typed answers, raw webhook events, sent
+    # payloads, counsellors' notes) is erased; levels, indicators and dates stay (`mirai privacy purge`).
+    free_text_retention_days: int = 365
+
     # LINE Messaging API: the channel is off until both secrets are set.
     line_channel_secret: str = ""
     line_channel_access_token: str = ""

@@ -9,8 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.flowbook import FlowBook, default_flowbook
-from tests.pgserver import PostgresServer
+# Production always runs with a configured key (PostgreSQL refuses to start without one): so do the tests, on
+# both databases. The key-less development default has its own tests in tests/privacy/.
+TEST_ENCRYPTION_KEY = "n0UJ9l3a0bXxV3QGqvNDi3ELwJ5v2tTTR7RUQ0Cw4xk="
+os.environ.setdefault("ENCRYPTION_KEYS", TEST_ENCRYPTION_KEY)
+
+from bot.flowbook import FlowBook, default_flowbook  # noqa: E402
+from tests.pgserver import PostgresServer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"

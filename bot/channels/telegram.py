@@ -30,7 +30,7 @@ MAX_TEXT = 4096
 MAX_CALLBACK_BYTES = 64
 CHECK = "✓ "
 COMMANDS = {"/stop": "stop", "/help": "help", "/menu": "menu", "/language": "change_language",
-            "/back": "back", "/skip": "skip", "/person": "talk_to_person"}
+            "/back": "back", "/skip": "skip", "/person": "talk_to_person", "/delete": "delete_data"}
 TELEGRAM_LANGUAGES = {"ja": "ja", "en": "en", "zh": "zh", "vi": "vi", "tl": "tl", "fil": "tl", "id": "id",
                       "my": "my", "pt": "pt", "es": "es"}
 

@@ -13,6 +13,9 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
+from bot.store import crypto
+from bot.store.crypto import KeyRing
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
@@ -24,10 +27,14 @@ def _ensure_sqlite_folder(url: str) -> None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, keyring: KeyRing | None = None) -> Engine:
+    """An engine for ``url`` whose encrypted columns use ``keyring`` (default: the one the settings give)."""
     _ensure_sqlite_folder(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # hide_parameters: a database error must not print the values of the statement (user ids, texts) into
+        # the log with its traceback.
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
+        crypto.attach(engine.dialect, keyring or crypto.keyring_of(None))
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -37,6 +44,9 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            # Deleted and overwritten content is zeroed in the file, not left in free pages: an erased
+            # worker's identifiers must not survive in the database's bytes.
+            cur.execute("PRAGMA secure_delete=ON")
             cur.close()
             # Let us issue BEGIN IMMEDIATE ourselves so one worker's turn holds the write lock from its first read.
             dbapi_conn.isolation_level = None
@@ -46,22 +56,26 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    crypto.attach(engine.dialect, keyring or crypto.keyring_of(None))
+    return engine
 
 
-def alembic_config(url: str) -> Config:
+def alembic_config(url: str, keyring: KeyRing | None = None) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if keyring is not None:
+        cfg.attributes["keyring"] = keyring  # migrations that encrypt rows use the database's own keys
     return cfg
 
 
-def migrate(url: str) -> None:
+def migrate(url: str, keyring: KeyRing | None = None) -> None:
     """Brings the schema to the newest migration (safe to run at every start, by several processes at once:
     they take turns, and the later ones find nothing left to do)."""
     _ensure_sqlite_folder(url)
     with _migration_lock(url):
-        command.upgrade(alembic_config(url), "head")
+        command.upgrade(alembic_config(url, keyring), "head")
 
 
 def schema_is_current(db: Database) -> bool:
@@ -105,9 +119,16 @@ def _migration_lock(url: str) -> Iterator[None]:
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, encryption_keys: str | None = None) -> None:
+        """``encryption_keys``: ENCRYPTION_KEYS as configured (None: read the settings). Raises
+        ``EncryptionKeyError`` when PostgreSQL is given no key: production never runs unencrypted."""
         self.url = url
-        self.engine = make_engine(url)
+        if encryption_keys is None:
+            from bot.settings import get_settings
+
+            encryption_keys = get_settings().encryption_keys
+        self.keyring = crypto.keyring_for(url, encryption_keys)
+        self.engine = make_engine(url, self.keyring)
         self.is_postgres = self.engine.dialect.name == "postgresql"
         # SQLite has one writer at a time and, when busy, its waiters sleep and poll (up to 100 ms a turn):
         # under load that turns into seconds. Our threads queue on a fair lock instead; other processes
@@ -115,7 +136,7 @@ class Database:
         self._sqlite_writer = threading.RLock() if not self.is_postgres else None
 
     def migrate(self) -> None:
-        migrate(self.url)
+        migrate(self.url, self.keyring)
 
     @contextmanager
     def _turn(self) -> Iterator[None]:
@@ -144,7 +165,7 @@ class Database:
 
 
 @lru_cache(maxsize=4)
-def get_database(url: str) -> Database:
-    db = Database(url)
+def get_database(url: str, encryption_keys: str | None = None) -> Database:
+    db = Database(url, encryption_keys)
     db.migrate()
     return db

@@ -1,11 +1,15 @@
-"""The tables. Message bodies and answers are what workers told us in confidence: nothing here is logged."""
+"""The tables. Message bodies and answers are what workers told us in confidence: nothing here is logged, and
+every column that can carry their words is encrypted at rest (``EncryptedText``/``EncryptedJSON``, see
+bot/store/crypto.py). Identifiers used to find rows (channel user ids) stay plain: erasure replaces them."""
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+from bot.store.crypto import EncryptedJSON, EncryptedText
 
 
 class Worker(SQLModel, table=True):
@@ -32,7 +36,7 @@ class ConversationStateRow(SQLModel, table=True):
     __tablename__ = "conversation_state"
 
     worker_id: int = Field(foreign_key="worker.id", primary_key=True)
-    state: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    state: dict[str, Any] = Field(sa_column=Column(EncryptedJSON, nullable=False))  # holds raw answers
     version: int = 0  # bumped on every save: a stale writer is detected instead of silently overwriting
     updated_at: datetime
 
@@ -46,8 +50,9 @@ class Message(SQLModel, table=True):
     channel: str = Field(max_length=32)
     direction: str = Field(max_length=3)  # "in" or "out"
     kind: str = Field(max_length=16)
-    text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    text: str = Field(default="", sa_column=Column(EncryptedText, nullable=False, default=""))
+    # The inbound event (with its text) or the outbound message as shown: as private as the text.
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(EncryptedJSON, nullable=False))
     question: str | None = Field(default=None, max_length=32)
     provider_event_id: str | None = Field(default=None, max_length=128)
     created_at: datetime = Field(index=True)
@@ -72,8 +77,8 @@ class Answer(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     session_id: int = Field(foreign_key="diagnosis_session.id", index=True)
     question_id: str = Field(max_length=8)
-    value: Any = Field(sa_column=Column(JSON, nullable=True))
-    raw_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    value: Any = Field(sa_column=Column(EncryptedJSON, nullable=True))  # a free-text answer is the text itself
+    raw_text: str = Field(default="", sa_column=Column(EncryptedText, nullable=False, default=""))
     answered_at: datetime
 
 
@@ -125,7 +130,7 @@ class InboundQueue(SQLModel, table=True):
     channel: str = Field(max_length=32)
     channel_user_id: str = Field(max_length=128, index=True)
     provider_event_id: str = Field(max_length=128)
-    event: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))  # an InboundEvent, or local calls
+    event: dict[str, Any] = Field(sa_column=Column(EncryptedJSON, nullable=False))  # an InboundEvent, or local calls
     reply_token: str | None = Field(default=None, max_length=256)
     reply_token_expires_at: datetime | None = None
     status: str = Field(default="pending", max_length=16, index=True)  # pending, done, failed
@@ -146,8 +151,10 @@ class OutboxMessage(SQLModel, table=True):
     worker_id: int = Field(foreign_key="worker.id", index=True)
     channel: str = Field(max_length=32)
     recipient: str = Field(max_length=128)
-    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    source: str = Field(default="bot", max_length=16)  # bot, counsellor, campaign, nudge, channel
+    payload: dict[str, Any] = Field(sa_column=Column(EncryptedJSON, nullable=False))  # bot and counsellor texts
+    # bot, counsellor, campaign, nudge, channel, erasure (the last word to a worker who asked to be forgotten:
+    # its recipient and payload are scrubbed as soon as it has an outcome)
+    source: str = Field(default="bot", max_length=16)
     # A campaign's rows are sent by the broadcast path; rows with the same batch key carry the same content
     # and go out in one multicast call (LINE), whose retry key is derived from the batch key.
     campaign_id: int | None = Field(default=None, foreign_key="campaign.id", index=True)
@@ -196,7 +203,7 @@ class CaseNote(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     handoff_id: int = Field(foreign_key="handoff_request.id", index=True)
     author_id: int = Field(foreign_key="staff_user.id")
-    text: str = Field(sa_column=Column(Text, nullable=False))
+    text: str = Field(sa_column=Column(EncryptedText, nullable=False))
     created_at: datetime
 
 

@@ -157,6 +157,14 @@ class ConversationRepository:
             self.session.execute(insert(OutboxMessage.__table__), self.new_outbox)  # type: ignore[arg-type]
             self.new_outbox = []
 
+    def forget_unwritten(self, worker_id: int) -> None:
+        """Drops what this unit of work was about to write for a worker who is being erased."""
+        self.new_messages = [m for m in self.new_messages if m["worker_id"] != worker_id]
+        self.new_outbox = [o for o in self.new_outbox if o["worker_id"] != worker_id]
+        self._new_answers = {k: v for k, v in self._new_answers.items() if v[0].worker_id != worker_id}
+        self._open_sheets.pop(worker_id, None)
+        self._answers = {}
+
     def transcript(self, worker_id: int, limit: int = 200, after_id: int | None = None) -> list[Message]:
         query = select(Message).where(Message.worker_id == worker_id)
         if after_id is not None:

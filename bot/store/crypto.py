@@ -1,0 +1,205 @@
+"""Encryption at rest of what workers tell us (message bodies, answers, notes, raw webhook events).
+
+Columns declared as ``EncryptedText`` or ``EncryptedJSON`` hold Fernet tokens (AES-128-CBC + HMAC-SHA256, as
+URL-safe base64 text): a copy of the database file or a backup shows nothing a worker said. Repositories and
+callers read and write plain strings and dicts; the conversion happens where SQLAlchemy binds and loads values.
+
+Keys come from ``ENCRYPTION_KEYS`` (comma-separated Fernet keys): the first encrypts, all of them decrypt, so a
+new key is put first, ``mirai keys rotate`` re-encrypts every row with it, and only then the old one is dropped.
+With no key set, a SQLite database (development) gets a key generated once into a file beside it; PostgreSQL
+(production) refuses to start, because a generated key on one server's disk would be lost with that server.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from sqlalchemy import Dialect, Text
+from sqlalchemy.types import TypeDecorator
+
+log = logging.getLogger("mirai.crypto")
+
+# Every Fernet token starts with its version byte 0x80, which is "gAAAAA" in base64: what does not start so
+# was written before encryption existed (a row the 0005 migration has not reached yet) and is read as it is.
+TOKEN_PREFIX = "gAAAAA"
+
+
+class EncryptionKeyError(RuntimeError):
+    """No usable key: the message says, in plain words, what to set."""
+
+
+class KeyRing:
+    """The configured keys: the first encrypts, every one of them decrypts."""
+
+    def __init__(self, keys: list[str]) -> None:
+        if not keys:
+            raise EncryptionKeyError("at least one key is needed")
+        self.keys = keys
+        self._current = Fernet(keys[0])
+        self._all = MultiFernet([Fernet(k) for k in keys])
+
+    def encrypt(self, text: str) -> str:
+        return self._current.encrypt(text.encode("utf-8")).decode("ascii")
+
+    def decrypt(self, stored: str) -> str:
+        if not stored.startswith(TOKEN_PREFIX):
+            return stored  # written before encryption: plain text
+        try:
+            return self._all.decrypt(stored.encode("ascii")).decode("utf-8")
+        except InvalidToken:
+            raise EncryptionKeyError(
+                "a stored value cannot be decrypted with any key in ENCRYPTION_KEYS: the key that wrote it is "
+                "missing (put the old key back after the new one, run `mirai keys rotate`, then drop it)") from None
+
+    def is_current(self, stored: str) -> bool:
+        """True when the value is already encrypted with the first key (rotation leaves it alone)."""
+        if not stored.startswith(TOKEN_PREFIX):
+            return False
+        try:
+            self._current.decrypt(stored.encode("ascii"))
+            return True
+        except InvalidToken:
+            return False
+
+    def reencrypt(self, stored: str) -> str:
+        """The same value, encrypted with the first key (plain text from before encryption included)."""
+        if not stored.startswith(TOKEN_PREFIX):
+            return self.encrypt(stored)
+        return self._all.rotate(stored.encode("ascii")).decode("ascii")
+
+
+def new_key() -> str:
+    return Fernet.generate_key().decode("ascii")
+
+
+def parse_keys(configured: str) -> list[str]:
+    """The keys of ENCRYPTION_KEYS, checked one by one so a typo is named rather than failing at first use."""
+    keys = [k.strip() for k in configured.split(",") if k.strip()]
+    for position, key in enumerate(keys, 1):
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            raise EncryptionKeyError(f"ENCRYPTION_KEYS: key number {position} is not a Fernet key (44 characters of "
+                                     "URL-safe base64; make one with `mirai keys new`)") from None
+    return keys
+
+
+def sqlite_path(url: str) -> Path | None:
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split("///", 1)[-1]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def key_file_for(url: str) -> Path | None:
+    """Where a development key lives: beside the SQLite file (data/mirai.db -> data/mirai.db.key)."""
+    path = sqlite_path(url)
+    return path.with_name(path.name + ".key") if path else None
+
+
+_warned: set[str] = set()
+
+
+def keyring_for(url: str, configured: str) -> KeyRing:
+    """The key ring a database at ``url`` is read and written with."""
+    keys = parse_keys(configured)
+    if keys:
+        return KeyRing(keys)
+    if not url.startswith("sqlite"):
+        raise EncryptionKeyError(
+            "ENCRYPTION_KEYS is not set. Workers' messages are stored encrypted, and on PostgreSQL the key must "
+            "come from the environment (a secret store), not from a file on one server: make one with "
+            "`mirai keys new`, keep a copy in a safe place, and set ENCRYPTION_KEYS to it.")
+    key_file = key_file_for(url)
+    if key_file is None:  # an in-memory database lives as long as the process: so may its key
+        return KeyRing([new_key()])
+    key = _read_or_create_key_file(key_file)
+    if str(key_file) not in _warned:
+        _warned.add(str(key_file))
+        log.warning("ENCRYPTION_KEYS is not set: using the development key in %s (fine for a laptop; in "
+                    "production set ENCRYPTION_KEYS, see docs/operations.md)", key_file)
+    return KeyRing([key])
+
+
+def _read_or_create_key_file(key_file: Path) -> str:
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # O_EXCL: two processes starting at once cannot both write a key; the loser reads the winner's.
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):
+            key = key_file.read_text().strip()
+            if key:
+                return parse_keys(key)[0]
+            import time
+
+            time.sleep(0.01)  # the other process is between creating and writing it
+        raise EncryptionKeyError(f"the development key file {key_file} is empty: delete it only if the "
+                                 "database beside it is empty too") from None
+    key = new_key()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    log.warning("generated a development encryption key in %s (mode 0600); without it the database beside it "
+                "cannot be read", key_file)
+    return key
+
+
+# ----- the column types ----------------------------------------------------------------------------------------
+# Each engine carries the key ring of its database (``attach``), so that two databases with different keys can
+# be open in one process (tests, a copy being migrated); code that builds an engine of its own falls back to the
+# process's default, resolved from the settings.
+_DIALECT_ATTRIBUTE = "mirai_keyring"
+_default: KeyRing | None = None
+
+
+def attach(dialect: Dialect, keyring: KeyRing) -> None:
+    setattr(dialect, _DIALECT_ATTRIBUTE, keyring)
+
+
+def keyring_of(dialect: Dialect | None) -> KeyRing:
+    found = getattr(dialect, _DIALECT_ATTRIBUTE, None) if dialect is not None else None
+    if found is not None:
+        return found
+    global _default
+    if _default is None:
+        from bot.settings import get_settings
+
+        settings = get_settings()
+        _default = keyring_for(settings.database_url, settings.encryption_keys)
+    return _default
+
+
+class EncryptedText(TypeDecorator[str]):
+    """A string stored as a Fernet token."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else keyring_of(dialect).encrypt(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else keyring_of(dialect).decrypt(value)
+
+
+class EncryptedJSON(TypeDecorator[Any]):
+    """A JSON value (dict, list, string, number) stored as a Fernet token of its JSON text."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return keyring_of(dialect).encrypt(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, str):  # a JSON column not converted yet (PostgreSQL before 0005)
+            return value
+        return json.loads(keyring_of(dialect).decrypt(value))
