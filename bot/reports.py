@@ -17,7 +17,8 @@ An employer report must never let its reader learn what one worker answered. The
    would, bounding every suppressed cell from what is published (interval propagation, with counts >= 0).
    While any suppressed cell can be pinned to a range narrower than K values, one more cell on one of its
    equations is suppressed (the smallest published one), and the audit runs again.
-5. A quarter whose respondents are suppressed shows nothing else; a share is shown only with its count.
+5. A quarter whose respondents are suppressed shows nothing else; a share is shown only with its count. A
+   quarter in which nobody answered shows its zeros: it tells nothing about any worker.
 6. Free text never appears: the reports read only levels and scored findings, never what a worker wrote.
    Items are counted against all respondents (a skipped question counts as "not the risk answer"), so an
    item has no second published figure ("answered") to subtract from.
@@ -356,7 +357,12 @@ def build_employer_report(employer_code: str, sheets: Sequence[CompletedSheet], 
              *(SumRule(("respondents", q.label), tuple(("level", level, q.label) for level in LEVELS))
                for q in quarters),
              *(SumRule(("level", level), tuple(("level", level, q.label) for q in quarters)) for level in LEVELS)]
-    hidden = suppress(values, denominators, rules, k, ceiling=n, always_shown=[("respondents",)],
+    # A quarter in which nobody answered says nothing about anyone: its zeros are shown (hiding them would
+    # only push the auditor to hide the quarters that did answer).
+    empty = [q.label for q in quarters if not by_quarter[q]]
+    always_shown = [("respondents",), *(("respondents", q) for q in empty),
+                    *(("level", level, q) for q in empty for level in LEVELS)]
+    hidden = suppress(values, denominators, rules, k, ceiling=n, always_shown=always_shown,
                       hidden_with=hidden_with)
 
     def cell(key: CellKey, denominator_key: CellKey | None = None) -> Cell:

@@ -53,13 +53,16 @@ async function downloadCsv(path, filename) {
 const pct = (share) => (share === null || share === undefined ? "" : (share * 100).toFixed(1) + "%");
 
 // Horizontal bars. rows: [{label, value, text, suppressed}], value in [0, max].
-function hbars(rows, { max = 1, width = 720, labelWidth = 300, colour = "#1d4ed8" } = {}) {
-  const rowH = 26, barW = width - labelWidth - 90, h = rows.length * rowH + 8;
+// A row may carry a second, smaller line under its label (the English beside the Japanese).
+function hbars(rows, { max = 1, width = 900, labelWidth = 420, colour = "#1d4ed8" } = {}) {
+  const twoLines = rows.some((r) => r.sublabel);
+  const rowH = twoLines ? 36 : 26, barW = width - labelWidth - 150, h = rows.length * rowH + 8;
   const parts = [`<svg class="chart" role="img" viewBox="0 0 ${width} ${h}" width="100%" xmlns="http://www.w3.org/2000/svg">`,
     `<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#eef0f3"/><line x1="0" y1="0" x2="0" y2="6" stroke="#98a2b3" stroke-width="2"/></pattern></defs>`];
   rows.forEach((r, i) => {
     const y = i * rowH + 4;
     parts.push(`<text x="${labelWidth - 8}" y="${y + 16}" text-anchor="end" class="lbl">${esc(r.label)}</text>`);
+    if (r.sublabel) parts.push(`<text x="${labelWidth - 8}" y="${y + 30}" text-anchor="end" class="muted" font-size="10">${esc(r.sublabel)}</text>`);
     parts.push(`<rect x="${labelWidth}" y="${y + 3}" width="${barW}" height="${rowH - 8}" fill="#f2f4f7"/>`);
     if (r.suppressed) {
       parts.push(`<rect x="${labelWidth}" y="${y + 3}" width="${barW}" height="${rowH - 8}" fill="url(#hatch)"/>`);
