@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from admin_api.deps import AppContext
 from admin_api.routes import inbox as inbox_routes
 from admin_api.routes import campaigns, inbox_page, ops, webchat, webhooks
+from admin_api.routes import reports as report_routes
 from bot.channels.registry import build_channels
 from bot.flowbook import default_flowbook
 from bot.inbox import InboxService
@@ -85,6 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(inbox_routes.router)
     app.include_router(inbox_page.router)
+    app.include_router(report_routes.router)
+    app.include_router(report_routes.pages)
     app.include_router(ops.router)
     app.include_router(campaigns.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -270,11 +270,14 @@ def cmd_users_add(args: argparse.Namespace) -> int:
             return 2
     inbox = InboxService(get_database(settings.database_url, settings.encryption_keys), default_flowbook(), Translator("none"), None, utcnow)
     try:
-        user = inbox.add_user(args.name, args.role, password, args.language)
+        user = inbox.add_user(args.name, args.role, password, args.language, args.employer_code)
     except InboxError as exc:
         print(f"not added: {exc}", file=sys.stderr)
         return 2
-    print(f"added {user.name} ({user.role}, reads {user.language}); log in at /inbox")
+    if user.role == "employer":
+        print(f"added {user.name} (employer {user.employer_code}); its report is at /reports/employer")
+    else:
+        print(f"added {user.name} ({user.role}, reads {user.language}); log in at /inbox")
     return 0
 
 
@@ -472,11 +475,12 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_argument("url")
     setup.set_defaults(func=cmd_channels_setup)
 
-    users = sub.add_parser("users", help="counsellor, supervisor and administrator accounts of the inbox")
+    users = sub.add_parser("users", help="inbox accounts (counsellor, supervisor, admin) and employer report readers")
     users_sub = users.add_subparsers(dest="action", required=True)
     add = users_sub.add_parser("add", help="create an account (asks for the password twice)")
     add.add_argument("name")
-    add.add_argument("--role", required=True, choices=["counsellor", "supervisor", "admin"])
+    add.add_argument("--role", required=True, choices=["counsellor", "supervisor", "admin", "employer"])
+    add.add_argument("--employer-code", help="for --role employer: the one employer code whose report it reads")
     add.add_argument("--language", default="ja", choices=["ja", "en"],
                      help="the language transcripts are translated into for this person")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")

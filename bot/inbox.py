@@ -18,6 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, insert, update
 from sqlmodel import Session, select
 
+from bot.engine import EMPLOYER_CODE
 from bot.flowbook import FlowBook
 from bot.messages import Outbound, OutboundKind
 from bot.outbox import Outbox
@@ -34,7 +35,8 @@ from bot.store.models import (
 )
 from bot.translation import Translator
 
-ROLES = ("counsellor", "supervisor", "admin")
+INBOX_ROLES = ("counsellor", "supervisor", "admin")  # the people who read and answer workers
+ROLES = (*INBOX_ROLES, "employer")  # an employer reads its own employer report, nothing else
 STAFF_LANGUAGES = ("ja", "en")
 STATUSES = ("waiting", "assigned", "resolved")
 PRIORITY_ORDER = {"urgent": 0, "critical": 1, "normal": 2}
@@ -87,9 +89,16 @@ class InboxService:
         self.on_change = on_change or (lambda: None)
 
     # ----- accounts ------------------------------------------------------------------------------------
-    def add_user(self, name: str, role: str, password: str, language: str = "ja") -> StaffUser:
+    def add_user(self, name: str, role: str, password: str, language: str = "ja",
+                 employer_code: str | None = None) -> StaffUser:
         if role not in ROLES:
             raise InboxError(f"role must be one of {', '.join(ROLES)}")
+        if role == "employer":
+            employer_code = (employer_code or "").strip().upper()
+            if not EMPLOYER_CODE.fullmatch(employer_code):
+                raise InboxError("an employer account needs its employer code (4 to 20 letters, digits or -)")
+        elif employer_code:
+            raise InboxError("only an employer account has an employer code")
         if language not in STAFF_LANGUAGES:
             raise InboxError(f"language must be one of {', '.join(STAFF_LANGUAGES)}")
         if len(password) < 10:
@@ -98,7 +107,7 @@ class InboxService:
             if s.exec(select(StaffUser).where(StaffUser.name == name)).first():
                 raise Conflict(f"a user called {name!r} exists")
             user = StaffUser(name=name, role=role, password_hash=_hasher.hash(password), language=language,
-                             created_at=self.clock())
+                             created_at=self.clock(), employer_code=employer_code or None)
             s.add(user)
             s.flush()
             s.refresh(user)
@@ -136,8 +145,11 @@ class InboxService:
                 s.delete(row)
 
     def users(self) -> list[StaffUser]:
+        """The people a conversation can be transferred to (employer accounts never hold one)."""
         with self.db.session() as s:
-            return list(s.exec(select(StaffUser).where(StaffUser.active == True).order_by(StaffUser.name)))  # noqa: E712
+            return list(s.exec(select(StaffUser).where(StaffUser.active == True,  # noqa: E712
+                                                       StaffUser.role.in_(INBOX_ROLES))  # type: ignore[attr-defined]
+                               .order_by(StaffUser.name)))
 
     # ----- the queue -----------------------------------------------------------------------------------
     def conversations(self, viewer: StaffUser, *, status: str | None = None, priority: str | None = None,
@@ -263,7 +275,8 @@ class InboxService:
             handoff, _ = self._case(s, handoff_id)
             if user.role == "counsellor":
                 self._require_holder(handoff, user)
-            target = s.exec(select(StaffUser).where(StaffUser.name == to_name, StaffUser.active == True)).first()  # noqa: E712
+            target = s.exec(select(StaffUser).where(StaffUser.name == to_name, StaffUser.active == True,  # noqa: E712
+                                                    StaffUser.role.in_(INBOX_ROLES))).first()  # type: ignore[attr-defined]
             if target is None:
                 raise NotFound(f"no active user called {to_name!r}")
             if handoff.status == "resolved":
@@ -307,6 +320,11 @@ class InboxService:
             self._audit(s, viewer, "read_audit", self.clock())
             return [{"id": r.id, "user": names.get(r.user_id, "?"), "action": r.action, "handoff_id": r.handoff_id,
                      "worker_id": r.worker_id, "detail": r.detail, "at": _iso(r.created_at)} for r in rows]
+
+    def record(self, user: StaffUser, action: str, detail: dict[str, Any]) -> None:
+        """An audit entry for something read outside a conversation (a report, an export)."""
+        with self.db.session() as s:
+            self._audit(s, user, action, self.clock(), detail=detail)
 
     def changes_since(self, message_id: int, updated_after: datetime | None) -> tuple[int, datetime | None, bool]:
         """For the live stream: the newest message id and case update time, and whether anything changed."""

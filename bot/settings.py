@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     office_hours: str = "mon-fri 09:00-18:00"
     staff_token_hours: float = 10.0
     inbox_poll_seconds: float = 1.0  # how often the inbox's live stream looks for new messages
+    # Employer reports: any figure resting on fewer respondents than this is suppressed (bot/reports.py),
+    # and a report with fewer respondents in all says only "too few responses".
+    report_min_respondents: int = Field(default=10, ge=2)
+    report_quarters: int = Field(default=8, ge=1, le=40)  # the quarters an employer report covers, up to now
     # Run the inbound processor and the outbox dispatcher inside `mirai serve`.
     run_workers_in_process: bool = True
 

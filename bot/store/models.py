@@ -171,17 +171,20 @@ class OutboxMessage(SQLModel, table=True):
 
 
 class StaffUser(SQLModel, table=True):
-    """A counsellor, supervisor or administrator of the inbox. Workers are never users."""
+    """A counsellor, supervisor or administrator of the inbox, or an employer reading its own report.
+    Workers are never users."""
 
     __tablename__ = "staff_user"
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=64, unique=True)
-    role: str = Field(max_length=16)  # counsellor, supervisor, admin
+    role: str = Field(max_length=16)  # counsellor, supervisor, admin, employer
     password_hash: str = Field(max_length=255)
     language: str = Field(default="ja", max_length=8)  # the language transcripts are translated into
     active: bool = True
     created_at: datetime
+    # Only for the employer role: the one employer code whose report this account may read.
+    employer_code: str | None = Field(default=None, max_length=32)
 
 
 class StaffToken(SQLModel, table=True):
