@@ -26,6 +26,8 @@ from sqlalchemy import func, insert, select
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# A throwaway key for the throwaway databases (PostgreSQL refuses to store workers' words without one).
+os.environ.setdefault("ENCRYPTION_KEYS", __import__("cryptography.fernet").fernet.Fernet.generate_key().decode())
 
 from bot.campaigns import Audience, CampaignService  # noqa: E402
 from bot.channels.registry import build_channels  # noqa: E402

@@ -24,6 +24,8 @@ from sqlalchemy import insert
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# A throwaway key for the throwaway databases (PostgreSQL refuses to store workers' words without one).
+os.environ.setdefault("ENCRYPTION_KEYS", __import__("cryptography.fernet").fernet.Fernet.generate_key().decode())
 
 from bot.store.db import Database  # noqa: E402
 from bot.store.models import OutboxMessage, Worker  # noqa: E402

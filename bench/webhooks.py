@@ -31,6 +31,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# A throwaway key for the throwaway databases (PostgreSQL refuses to store workers' words without one).
+os.environ.setdefault("ENCRYPTION_KEYS", __import__("cryptography.fernet").fernet.Fernet.generate_key().decode())
 
 from tests.fakes.signing import line_text_event, line_webhook  # noqa: E402
 from tests.pgserver import PostgresServer, free_port  # noqa: E402

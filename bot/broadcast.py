@@ -112,7 +112,7 @@ class BroadcastSender:
         """Due rows in id order; a multicast batch is always read whole, so that its retry key never covers
         a different set of people than the first time it was sent."""
         columns = (outbox.c.id, outbox.c.worker_id, outbox.c.campaign_id, outbox.c.channel, outbox.c.recipient,
-                   outbox.c.payload, outbox.c.batch_key, outbox.c.idempotency_key, outbox.c.attempts,
+                   outbox.c.batch_key, outbox.c.idempotency_key, outbox.c.attempts,
                    workers.c.opted_out, workers.c.reachable, workers.c.last_inbound_at)
         base = (select(*columns).join(workers, workers.c.id == outbox.c.worker_id)
                 .where(outbox.c.status == "pending", outbox.c.campaign_id.is_not(None)))
@@ -124,10 +124,22 @@ class BroadcastSender:
             if keys:
                 for r in s.execute(base.where(outbox.c.batch_key.in_(keys))).all():
                     rows[r.id] = r
+            # Payloads are encrypted at rest: a batch's rows all carry the same one, so only its first is read.
+            heads: dict[str, int] = {}
+            for r in rows.values():
+                if r.batch_key and (r.batch_key not in heads or r.id < heads[r.batch_key]):
+                    heads[r.batch_key] = r.id
+            wanted = sorted({*heads.values(), *(r.id for r in rows.values() if not r.batch_key)})
+            payloads: dict[int, dict[str, Any]] = {}
+            for start in range(0, len(wanted), 1000):
+                payloads.update(s.execute(select(outbox.c.id, outbox.c.payload).where(
+                    outbox.c.id.in_(wanted[start:start + 1000]))).tuples().all())
         return [BroadcastRow(id=r.id, worker_id=r.worker_id, campaign_id=r.campaign_id, channel=r.channel,
-                             recipient=r.recipient, payload=r.payload, batch_key=r.batch_key,
-                             idempotency_key=r.idempotency_key, attempts=r.attempts, opted_out=r.opted_out,
-                             reachable=r.reachable, last_inbound_at=_aware(r.last_inbound_at))
+                             recipient=r.recipient,
+                             payload=payloads[heads[r.batch_key] if r.batch_key else r.id],
+                             batch_key=r.batch_key, idempotency_key=r.idempotency_key, attempts=r.attempts,
+                             opted_out=r.opted_out, reachable=r.reachable,
+                             last_inbound_at=_aware(r.last_inbound_at))
                 for r in sorted(rows.values(), key=lambda r: r.id)]
 
     def _skip_unwritable(self, rows: list[BroadcastRow], now: datetime) -> set[int]:

@@ -197,5 +197,14 @@ class SchedulerRuntime:
 def build_scheduler(settings: Settings, db: Database, service: Any, clock: Clock,
                     wake: Callable[[], None] | None = None) -> SchedulerRuntime:
     """The runtime for this process, from the conversation service (whose outbox knows the channels)."""
+    from bot.privacy import purge_expired_free_text
+
+    def retention() -> None:
+        erased = purge_expired_free_text(db, clock(), settings.free_text_retention_days)
+        if any(erased.values()):
+            log.info("retention: erased free text older than %d days: %s", settings.free_text_retention_days,
+                     erased)
+
     return SchedulerRuntime(db, settings, NudgePlanner(db, service, settings, clock),
-                            CampaignService(db, service.outbox, settings, clock, service.book), clock, wake=wake)
+                            CampaignService(db, service.outbox, settings, clock, service.book), clock, wake=wake,
+                            retention=retention)
