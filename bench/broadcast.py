@@ -105,8 +105,9 @@ def run(database_url: str, label: str, args: argparse.Namespace) -> None:
             by_status = dict(s.execute(select(OutboxMessage.status, func.count()).group_by(  # type: ignore[call-overload]
                 OutboxMessage.status)).all())
         missing = args.recipients - figures["multicast_recipients"]
-        print(f"  {label}: dispatched in {seconds:.2f} s = {figures['accepted'] / seconds:,.0f} messages/s "
-              f"(target >= 2,000); provider calls {figures['calls']:,} for {figures['accepted']:,} deliveries; "
+        rate = (f"with {args.kills} kills and restarts (not a rate)" if args.kills else
+                f"= {figures['accepted'] / seconds:,.0f} messages/s (target >= 2,000)")
+        print(f"  {label}: dispatched in {seconds:.2f} s {rate}; provider calls {figures['calls']:,} for {figures['accepted']:,} deliveries; "
               f"rows {by_status}", flush=True)
         print(f"  {label}: recipients reached {figures['multicast_recipients']:,}, missed {missing:,}, "
               f"received twice {figures['duplicated']:,}", flush=True)
