@@ -1,6 +1,8 @@
 """Production's shape on one machine: two `mirai serve` processes take LINE webhooks and three `mirai dispatch`
 processes step them and send the replies, all on one PostgreSQL. 5,000 webhooks from 250 workers: every one is
-answered exactly once, and each worker's conversation advances in the order they wrote."""
+answered exactly once, and each worker's conversation advances in the order they wrote. Then a campaign to
+20,000 workers, created through one api and followed through the other: the three dispatchers share its
+multicast batches and every worker gets it exactly once (the fake LINE server counts)."""
 from __future__ import annotations
 
 import os
@@ -15,13 +17,17 @@ import httpx
 import pytest
 from sqlmodel import select
 
+from bot.flowbook import LANGUAGES
 from bot.store.models import InboundQueue, Message, OutboxMessage, Worker
 from tests.channels.conftest import LINE_SECRET
 from tests.fakes.signing import line_text_event, line_webhook
 from tests.pgserver import free_port
+from tests.scheduling.conftest import populate
 
 MIRAI = str(Path(sys.executable).parent / "mirai")
 WORKERS, PER_WORKER = 250, 20
+CAMPAIGN = 20_000
+CAMPAIGN_TEXTS = {lang: f"[{lang}] December is human rights month." for lang in LANGUAGES}
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -29,7 +35,7 @@ def test_two_apis_and_three_dispatchers_answer_5000_webhooks_once_each(database,
     env = {**os.environ, "DATABASE_URL": database_url, "LINE_CHANNEL_SECRET": LINE_SECRET,
            "LINE_CHANNEL_ACCESS_TOKEN": fakes.line.access_token, "LINE_API_BASE_URL": fakes.line.base_url,
            "TELEGRAM_BOT_TOKEN": "", "MESSENGER_APP_SECRET": "", "RUN_WORKERS_IN_PROCESS": "false",
-           "LOG_LEVEL": "warning"}
+           "LOG_LEVEL": "warning", "QUIET_HOURS": ""}
     ports = [free_port(), free_port()]
     log = open(tmp_path / "processes.log", "wb")  # noqa: SIM115
     apis = [subprocess.Popen([MIRAI, "serve", "--port", str(p)], env=env, cwd=tmp_path, stdout=log, stderr=log)
@@ -58,6 +64,21 @@ def test_two_apis_and_three_dispatchers_answer_5000_webhooks_once_each(database,
                 codes = list(pool.map(post, range(round_ * WORKERS, (round_ + 1) * WORKERS)))
                 assert set(codes) == {200}
         _wait_for(lambda: _settled(database), timeout=300)
+
+        # Then the office sends a campaign to 20,000 workers (the 250 above and 19,750 more) through one api,
+        # and watches it through the other while the three dispatchers share the multicast batches.
+        populate(database, CAMPAIGN - WORKERS, start=1_000_000)
+        subprocess.run([MIRAI, "users", "add", "boss", "--role", "supervisor", "--password-stdin"], env=env,
+                       input="a long enough password\n", text=True, check=True, capture_output=True, cwd=tmp_path)
+        token = httpx.post(f"http://127.0.0.1:{ports[0]}/api/inbox/login",
+                           json={"name": "boss", "password": "a long enough password"}).json()["token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        created = httpx.post(f"http://127.0.0.1:{ports[0]}/api/campaigns", headers=auth, timeout=60,
+                             json={"name": "human rights month", "texts": CAMPAIGN_TEXTS})
+        assert created.status_code == 201, created.text
+        progress_url = f"http://127.0.0.1:{ports[1]}/api/campaigns/{created.json()['id']}"
+        _wait_for(lambda: httpx.get(progress_url, headers=auth).json()["status"] == "done", timeout=300)
+        progress = httpx.get(progress_url, headers=auth).json()
     finally:
         for process in [*apis, *dispatchers]:
             process.terminate()
@@ -81,6 +102,13 @@ def test_two_apis_and_three_dispatchers_answer_5000_webhooks_once_each(database,
     assert set(replies.values()) == {1}, "no reply token used twice"
     assert len({p.headers["x-line-retry-key"] for p in pushes if p.status == 200}) == \
         len([p for p in pushes if p.status == 200]), "no push accepted twice"
+
+    assert (progress["sent"], progress["failed"], progress["skipped"]) == (CAMPAIGN, 0, 0)
+    campaign = set(CAMPAIGN_TEXTS.values())
+    got = Counter(to for to, m in fakes.line.delivered if m.get("text") in campaign)
+    assert len(got) == CAMPAIGN and set(got.values()) == {1}, "every worker got the campaign exactly once"
+    batches = [c for c in fakes.line.calls("/v2/bot/message/multicast") if c.status == 200]
+    assert all(len(c.json["to"]) <= 500 for c in batches) and len(batches) <= CAMPAIGN // 500 + 18
 
 
 def _wait_ready(base: str) -> None:
