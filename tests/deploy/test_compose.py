@@ -108,7 +108,7 @@ def test_the_compose_file_validates(client: list[str], tmp_path: Path) -> None:
 
 def test_the_stack_has_its_services_with_health_checks(client: list[str], tmp_path: Path) -> None:
     services = resolved(client, tmp_path)["services"]
-    assert {"postgres", "api", "worker", "rasa"} <= set(services)
+    assert {"postgres", "api", "worker", "scheduler", "rasa"} <= set(services)
 
     postgres = services["postgres"]
     assert postgres["image"] == "postgres:16"
@@ -136,7 +136,13 @@ def test_the_stack_has_its_services_with_health_checks(client: list[str], tmp_pa
         outbox = (ROOT / "bot" / "outbox.py").read_text()
         assert "pg_try_advisory_lock" in outbox, "worker replicas > 1 without per-worker locks in the outbox"
 
-    for name in ("api", "worker"):
+    scheduler = services["scheduler"]
+    assert words(scheduler["command"]) == "mirai scheduler" and scheduler["image"] == api["image"]
+    assert str(api["environment"]["RUN_SCHEDULER_IN_PROCESS"]).lower() == "false", "one place runs the scheduler"
+    assert depends(scheduler)["postgres"] == "service_healthy"
+    assert_health_check(scheduler, "scheduler")
+
+    for name in ("api", "worker", "scheduler"):
         env = services[name]["environment"]
         url = env["DATABASE_URL"]
         assert url.startswith("postgresql+psycopg://") and f":{PASSWORD}@postgres:5432/" in url, url
@@ -161,7 +167,7 @@ def test_secrets_and_settings_come_from_the_environment(client: list[str], tmp_p
              "MESSENGER_PAGE_ACCESS_TOKEN": "page-token", "TRANSLATOR": "libre",
              "LIBRETRANSLATE_URL": "http://libretranslate:5000", "DEEPL_API_KEY": "deepl-key"}
     services = resolved(client, tmp_path, given)["services"]
-    for name in ("api", "worker"):
+    for name in ("api", "worker", "scheduler"):
         env = services[name]["environment"]
         for key, value in given.items():
             assert env[key] == value, f"{name}: {key} is not passed through"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -43,7 +44,15 @@ def test_metrics_expose_webhooks_sends_queue_depth_and_waiting_handoffs(served, 
     assert int(figures['mirai_sends{channel="line",status="sent"}']) >= 1
     assert figures["mirai_outbox_depth"] == "0" and figures["mirai_inbound_queue_depth"] == "0"
     assert float(figures["mirai_oldest_waiting_handoff_seconds"]) >= 0
-    assert "mirai_scheduler_leader" in figures
+    # This process runs the scheduler (nobody else does); a second app on the same database stands by.
+    assert figures["mirai_scheduler_leader"] == "1"
+    from fastapi.testclient import TestClient
+
+    from admin_api.app import create_app
+
+    with TestClient(create_app(served.app.state.ctx.settings)) as second:
+        time.sleep(0.5)
+        assert re.search(r"^mirai_scheduler_leader 0$", second.get("/metrics").text, re.M)
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

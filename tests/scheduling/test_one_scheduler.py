@@ -3,6 +3,7 @@ leads; when it dies the other takes over. 30 workers who left their sheet half-d
 reminders, once each: none missing, none doubled, whoever was leading at the time."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -69,6 +70,9 @@ def test_two_app_processes_send_each_reminder_once_even_when_the_leader_dies(dat
                 process.wait(timeout=30)
     led = [(tmp_path / f"serve-{i}.log").read_text() for i in range(2)]
     assert [log.count("this process runs the scheduler") for log in led] == [1, 1], "one led, then the other"
+    ours = [json.loads(line) for log in led for line in log.splitlines() if line.startswith('{"time"')]
+    assert {"time", "level", "logger", "message"} <= set(ours[0]), "structured logs, one JSON object a line"
+    assert any(e["logger"] == "mirai.scheduler" and "stands by" in e["message"] for e in ours)
     assert all(len(reminders_to(fakes.line, u)) == 2 for u in users), \
         {u: len(reminders_to(fakes.line, u)) for u in users if len(reminders_to(fakes.line, u)) != 2}
     with database.session() as s:
