@@ -132,8 +132,8 @@ class BroadcastSender:
             wanted = sorted({*heads.values(), *(r.id for r in rows.values() if not r.batch_key)})
             payloads: dict[int, dict[str, Any]] = {}
             for start in range(0, len(wanted), 1000):
-                payloads.update(s.execute(select(outbox.c.id, outbox.c.payload).where(
-                    outbox.c.id.in_(wanted[start:start + 1000]))).tuples().all())
+                payloads.update((row_id, payload) for row_id, payload in s.execute(
+                    select(outbox.c.id, outbox.c.payload).where(outbox.c.id.in_(wanted[start:start + 1000]))))
         return [BroadcastRow(id=r.id, worker_id=r.worker_id, campaign_id=r.campaign_id, channel=r.channel,
                              recipient=r.recipient,
                              payload=payloads[heads[r.batch_key] if r.batch_key else r.id],
@@ -178,18 +178,35 @@ class BroadcastSender:
             else:
                 batches = {lock_ids[i]: batches[lock_ids[i]] for i in mine}
             limit = asyncio.Semaphore(16)
+            unrecorded: list[tuple[list[BroadcastRow], SendResult]] = []
+            recording = asyncio.Lock()
+            last_record = time.monotonic()
 
-            async def send(key: str, rows: list[BroadcastRow]) -> tuple[list[BroadcastRow], SendResult]:
+            async def record() -> None:
+                # Outcomes are written every few batches (or half second), so that progress moves while a big
+                # campaign goes out; the locks are held until every outcome is written.
+                nonlocal last_record
+                async with recording:
+                    done, unrecorded[:] = list(unrecorded), []
+                    last_record = time.monotonic()
+                    if done:
+                        await asyncio.to_thread(self._record, done)
+
+            async def send(key: str, rows: list[BroadcastRow]) -> int:
                 async with limit:
                     channel = self.channels[rows[0].channel]
                     recipients = list(dict.fromkeys(r.recipient for r in rows))
-                    return rows, await channel.send_multicast(rows[0].payload, recipients, retry_key_for(key))
+                    result = await channel.send_multicast(rows[0].payload, recipients, retry_key_for(key))
+                unrecorded.append((rows, result))
+                if len(unrecorded) >= 8 or time.monotonic() - last_record > 0.5:
+                    await record()
+                return len(rows)
 
-            results = await asyncio.gather(*(send(k, rows) for k, rows in batches.items() if rows))
-            await asyncio.to_thread(self._record, [(rows, result) for rows, result in results])
+            counts = await asyncio.gather(*(send(k, rows) for k, rows in batches.items() if rows))
+            await record()
         finally:
             await asyncio.to_thread(self.batch_locks.unlock, mine)
-        return sum(len(rows) for rows, _ in results)
+        return sum(counts)
 
     def _pending_ids(self, keys: list[str]) -> set[int]:
         with self.db.session() as s:
