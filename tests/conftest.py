@@ -13,6 +13,9 @@ import pytest
 # both databases. The key-less development default has its own tests in tests/privacy/.
 TEST_ENCRYPTION_KEY = "n0UJ9l3a0bXxV3QGqvNDi3ELwJ5v2tTTR7RUQ0Cw4xk="
 os.environ.setdefault("ENCRYPTION_KEYS", TEST_ENCRYPTION_KEY)
+# Apps built by tests do not start a scheduler unless a test asks for one (tests/scheduling, tests/ops): dozens of
+# idle schedulers would compete for the CPU and outlive the databases they were given.
+os.environ.setdefault("RUN_SCHEDULER_IN_PROCESS", "false")
 
 from bot.flowbook import FlowBook, default_flowbook  # noqa: E402
 from tests.pgserver import PostgresServer  # noqa: E402

@@ -44,15 +44,22 @@ def test_metrics_expose_webhooks_sends_queue_depth_and_waiting_handoffs(served, 
     assert int(figures['mirai_sends{channel="line",status="sent"}']) >= 1
     assert figures["mirai_outbox_depth"] == "0" and figures["mirai_inbound_queue_depth"] == "0"
     assert float(figures["mirai_oldest_waiting_handoff_seconds"]) >= 0
-    # This process runs the scheduler (nobody else does); a second app on the same database stands by.
-    assert figures["mirai_scheduler_leader"] == "1"
+    assert figures["mirai_scheduler_leader"] == "0", "this app was told not to run the scheduler"
+
+    # Two apps that run the scheduler on one database: the first leads, the second stands by.
     from fastapi.testclient import TestClient
 
     from admin_api.app import create_app
 
-    with TestClient(create_app(served.app.state.ctx.settings)) as second:
-        time.sleep(0.5)
-        assert re.search(r"^mirai_scheduler_leader 0$", second.get("/metrics").text, re.M)
+    with_scheduler = served.app.state.ctx.settings.model_copy(update={"run_scheduler_in_process": True})
+    with TestClient(create_app(with_scheduler)) as first:
+        deadline = time.monotonic() + 10
+        while "mirai_scheduler_leader 1" not in first.get("/metrics").text:
+            assert time.monotonic() < deadline, "the first app never led"
+            time.sleep(0.05)
+        with TestClient(create_app(with_scheduler)) as second:
+            time.sleep(0.5)
+            assert re.search(r"^mirai_scheduler_leader 0$", second.get("/metrics").text, re.M)
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -45,7 +45,8 @@ def test_two_app_processes_send_each_reminder_once_even_when_the_leader_dies(dat
            "LINE_CHANNEL_ACCESS_TOKEN": fakes.line.access_token, "LINE_API_BASE_URL": fakes.line.base_url,
            "TELEGRAM_BOT_TOKEN": "", "MESSENGER_APP_SECRET": "", "LOG_LEVEL": "info",
            # Reminders after 4 and 20 seconds instead of 24 and 72 hours; no quiet hours, whatever time it is.
-           "REMINDER_HOURS": f"{4 / 3600},{20 / 3600}", "QUIET_HOURS": "", "SCHEDULER_INTERVAL_SECONDS": "0.5"}
+           "REMINDER_HOURS": f"{4 / 3600},{20 / 3600}", "QUIET_HOURS": "", "SCHEDULER_INTERVAL_SECONDS": "0.5",
+           "RUN_SCHEDULER_IN_PROCESS": "true"}
     logs = [open(tmp_path / f"serve-{i}.log", "wb") for i in range(2)]  # noqa: SIM115
     ports = [free_port(), free_port()]
     first = subprocess.Popen([MIRAI, "serve", "--port", str(ports[0])], env=env, cwd=tmp_path, stdout=logs[0],

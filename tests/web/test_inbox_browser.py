@@ -95,8 +95,9 @@ def test_a_counsellor_works_a_case_in_the_web_inbox(browser, inbox_server):  # n
     page.locator('[data-a="resolve"]').click()
     page.locator('[data-f="status"]').get_by_text("resolved").wait_for(timeout=10_000)
     page.select_option("#f-status", "resolved")
-    page.locator(".case").first.wait_for(timeout=10_000)
-    assert "resolved" in page.locator(".case").first.inner_text()
+    # The list reloads for the new filter: wait for the resolved case, not for whatever was shown before.
+    page.locator(".case", has_text="resolved").first.wait_for(timeout=10_000)
+    assert "Nothing waiting" not in page.locator("#cases").inner_text()
     page.close()
 
 
