@@ -39,7 +39,7 @@ def fill(db: Database, messages: int, workers: int) -> None:
             "channel": "line", "channel_user_id": f"U{uuid.uuid4().hex}", "language": "en", "reachable": True,
             "opted_out": False, "created_at": now, "last_active_at": now}]).scalar() for _ in range(workers)]
         rows = [{"worker_id": ids[i % workers], "channel": "line", "recipient": f"U{i % workers:032x}",
-                 "payload": {"messages": [{"type": "text", "text": f"message {i}"}]}, "source": "campaign",
+                 "payload": {"messages": [{"type": "text", "text": f"message {i}"}]}, "source": "bot",
                  "idempotency_key": str(uuid.uuid4()), "status": "pending", "attempts": 0, "next_attempt_at": now,
                  "created_at": now, "reply_token": None, "reply_token_expires_at": None, "last_error": None,
                  "sent_at": None} for i in range(messages)]
@@ -54,7 +54,7 @@ def run(database_url: str, processes: int, messages: int, workers: int, fake_url
     before = httpx.get(f"{fake_url}/__bench/count").json()["accepted"]
     env = {**os.environ, "DATABASE_URL": database_url, "LINE_CHANNEL_SECRET": "bench",
            "LINE_CHANNEL_ACCESS_TOKEN": "test-line-channel-access-token", "LINE_API_BASE_URL": fake_url,
-           "TELEGRAM_BOT_TOKEN": "", "MESSENGER_APP_SECRET": "", "LOG_LEVEL": "WARNING"}
+           "TELEGRAM_BOT_TOKEN": "", "MESSENGER_APP_SECRET": "", "LOG_LEVEL": "WARNING", "QUIET_HOURS": ""}
     mirai = str(Path(sys.executable).parent / "mirai")
     started = time.perf_counter()
     senders = [subprocess.Popen([mirai, "dispatch", "--until-empty"], env=env, stdout=subprocess.DEVNULL,

@@ -188,9 +188,14 @@ class Dispatcher:
             await asyncio.sleep(0.01)
 
     def pending_count(self) -> int:
+        """Rows still to send; in quiet hours the nudges and campaigns that wait for the morning do not count
+        (`mirai dispatch --until-empty` at night exits instead of waiting for 08:00)."""
+        query = select(func.count()).select_from(OutboxMessage).where(
+            OutboxMessage.status.in_(("pending", "sending")))  # type: ignore[attr-defined]
+        if self.quiet.is_quiet(self.clock()):
+            query = query.where(OutboxMessage.source.not_in(UNSOLICITED))  # type: ignore[attr-defined]
         with self.db.session() as s:
-            return s.exec(select(func.count()).select_from(OutboxMessage).where(
-                OutboxMessage.status.in_(("pending", "sending")))).one()  # type: ignore[attr-defined]
+            return s.exec(query).one()
 
     def _due_rows(self, only: set[int] | None = None) -> dict[int, list[tuple[OutboxMessage, Worker]]]:
         """Pending rows grouped by worker, in order; a worker whose first row is not due yet waits whole, so

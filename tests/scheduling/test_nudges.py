@@ -78,6 +78,11 @@ def test_a_nudge_written_just_before_quiet_hours_is_held_by_the_dispatcher_until
     with world.db.session() as s:
         row = s.exec(select(OutboxMessage).where(OutboxMessage.source == "nudge")).one()
     assert row.status == "pending" and row.attempts == 0, "delayed, not failed"
+    from bot.outbox import Dispatcher
+
+    waiting = Dispatcher(world.db, world.channels, world.settings, world.clock)
+    assert waiting.pending_count() == 0, "`mirai dispatch --until-empty` at night need not wait for the morning"
+    waiting.locks.close()
     world.clock.set_tokyo(2, 8, 0)
     world.dispatch()
     assert len(texts_to(world, "U-binh")) == before + 1
