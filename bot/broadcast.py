@@ -76,13 +76,15 @@ class BroadcastSender:
         self.concurrency = concurrency
         self.chunk = chunk
         self._in_flight: set[int] = set()
-        self._recovered = False
+        self._next_recovery = 0.0
 
     async def run_once(self, budget_seconds: float = 2.0) -> int:
         now = self.clock()
         if self.quiet.is_quiet(now):
             return 0  # the rows stay pending: quiet hours delay, never drop
-        await asyncio.to_thread(self._recover_in_flight)
+        if time.monotonic() >= self._next_recovery:  # orphans appear only when a dispatcher dies: look now and then
+            await asyncio.to_thread(self._recover_in_flight)
+            self._next_recovery = time.monotonic() + 30
         rows = await asyncio.to_thread(self._due, now)
         if not rows:
             return 0

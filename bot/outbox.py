@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -156,13 +157,24 @@ class Dispatcher:
         self._limit = asyncio.Semaphore(concurrency)
         self.quiet = QuietHours.parse(settings.quiet_hours, settings.timezone)
         self.broadcast = BroadcastSender(db, channels, settings, clock, self.locks, concurrency=concurrency)
+        self._broadcasting = False
+        self._next_broadcast_look = 0.0
 
     async def run_once(self) -> int:
         """Sends what is due now, conversations first and then campaigns; returns how many rows got an
         outcome."""
         if not await asyncio.to_thread(self.locks.may_dispatch):
             return 0
-        return await self._conversations_once() + await self.broadcast.run_once()
+        sent = await self._conversations_once()
+        # Campaigns are looked for at most twice a second while none is going out: the conversations' loop
+        # turns hundreds of times a second under load, and each look costs queries.
+        moment = time.monotonic()
+        if self._broadcasting or moment >= self._next_broadcast_look:
+            done = await self.broadcast.run_once()
+            self._broadcasting = done > 0
+            self._next_broadcast_look = moment + 0.5
+            sent += done
+        return sent
 
     async def _conversations_once(self) -> int:
         heads = await asyncio.to_thread(self._due_rows)
