@@ -18,15 +18,15 @@ import uuid
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, exists, select, update
 
 from bot.channels.base import Channel, SendContext, SendOutcome, SendResult
-from bot.sendrules import QuietHours
+from bot.sendrules import QuietHours, retry_delay
 from bot.settings import Settings
-from bot.store.db import Database
+from bot.store.db import Database, as_utc
 from bot.store.models import Campaign, OutboxMessage, Worker
 
 log = logging.getLogger("mirai.broadcast")
@@ -141,7 +141,7 @@ class BroadcastSender:
                              payload=payloads[heads[r.batch_key] if r.batch_key else r.id],
                              batch_key=r.batch_key, idempotency_key=r.idempotency_key, attempts=r.attempts,
                              opted_out=r.opted_out, reachable=r.reachable,
-                             last_inbound_at=_aware(r.last_inbound_at))
+                             last_inbound_at=as_utc(r.last_inbound_at) if r.last_inbound_at else None)
                 for r in sorted(rows.values(), key=lambda r: r.id)]
 
     def _skip_unwritable(self, rows: list[BroadcastRow], now: datetime) -> set[int]:
@@ -308,10 +308,8 @@ class BroadcastSender:
             s.commit()
 
     def _delay(self, attempts: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return max(0.0, retry_after)
-        base = self.settings.outbox_retry_base_seconds
-        return min(self.settings.outbox_retry_max_seconds, base * (2 ** (attempts - 1)))
+        return retry_delay(attempts, retry_after, self.settings.outbox_retry_base_seconds,
+                           self.settings.outbox_retry_max_seconds)
 
     def _finish_campaigns(self, campaign_ids: set[int]) -> None:
         if not campaign_ids:
@@ -331,9 +329,3 @@ class BroadcastSender:
 
 def _lock_id(batch_key: str) -> int:
     return zlib.crc32(batch_key.encode()) & 0x7FFFFFFF
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -17,7 +17,7 @@ from bot.messages import Outbound, OutboundKind
 from bot.outbox import Outbox
 from bot.sendrules import QuietHours
 from bot.settings import Settings
-from bot.store.db import Database
+from bot.store.db import Database, as_utc
 from bot.store.models import Campaign, OutboxMessage, Worker
 
 Clock = Callable[[], datetime]
@@ -103,7 +103,7 @@ class CampaignService:
         if channel is None:
             return "no messaging channel"  # the web chat, or a channel that is not configured
         last = row.last_inbound_at
-        return channel.may_write_first(last.replace(tzinfo=UTC) if last and not last.tzinfo else last, now)
+        return channel.may_write_first(as_utc(last) if last else None, now)
 
     def count(self, audience: Audience, now: datetime | None = None) -> dict[str, Any]:
         """The dry run: how many would get it, by channel and language, and who is left out and why."""
@@ -135,7 +135,7 @@ class CampaignService:
             raise CampaignError(400, f"unknown languages {extra}")
         self.validate_audience(audience)
         now = self.clock()
-        send_at = _aware(send_at) if send_at else now
+        send_at = as_utc(send_at) if send_at else now
         campaign = Campaign(name=name, texts={k: texts[k].strip() for k in LANGUAGES},
                             audience=audience.model_dump(), send_at=send_at, status="scheduled",
                             created_by=created_by, created_at=now, excluded={})
@@ -293,13 +293,9 @@ def _progress(campaign: Campaign, counts: list[Any]) -> dict[str, Any]:
             skipped[reason or "skipped"] += n
     total = queued + sent + sum(failed.values()) + sum(skipped.values())
     return {"id": campaign.id, "name": campaign.name, "status": campaign.status,
-            "send_at": _aware(campaign.send_at).isoformat(), "audience": campaign.audience,
+            "send_at": as_utc(campaign.send_at).isoformat(), "audience": campaign.audience,
             "recipients": campaign.recipients, "total": total, "queued": queued, "sent": sent,
             "failed": sum(failed.values()), "skipped": sum(skipped.values()),
             "failed_reasons": dict(failed), "skipped_reasons": dict(skipped),
-            "enqueued_at": _aware(campaign.enqueued_at).isoformat() if campaign.enqueued_at else None,
-            "finished_at": _aware(campaign.finished_at).isoformat() if campaign.finished_at else None}
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+            "enqueued_at": as_utc(campaign.enqueued_at).isoformat() if campaign.enqueued_at else None,
+            "finished_at": as_utc(campaign.finished_at).isoformat() if campaign.finished_at else None}

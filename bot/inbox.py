@@ -22,7 +22,7 @@ from bot.engine import EMPLOYER_CODE
 from bot.flowbook import FlowBook
 from bot.messages import Outbound, OutboundKind
 from bot.outbox import Outbox
-from bot.store.db import Database
+from bot.store.db import Database, as_utc
 from bot.store.models import (
     AuditEntry,
     CaseNote,
@@ -133,7 +133,7 @@ class InboxService:
         now = self.clock()
         with self.db.session() as s:
             row = s.get(StaffToken, _token_hash(token))
-            if row is None or _aware(row.expires_at) <= now:
+            if row is None or as_utc(row.expires_at) <= now:
                 return None
             user = s.get(StaffUser, row.user_id)
             return user if user is not None and user.active else None
@@ -331,7 +331,7 @@ class InboxService:
         with self.db.session() as s:
             newest = s.exec(select(func.max(Message.id))).one() or 0
             updated = s.exec(select(func.max(HandoffRequest.updated_at))).one()
-        updated = _aware(updated) if updated else None
+        updated = as_utc(updated) if updated else None
         changed = newest != message_id or (updated is not None and updated != updated_after)
         return newest, updated, changed
 
@@ -401,11 +401,6 @@ class InboxService:
                          worker_id=handoff.worker_id if handoff else None, detail=detail or {}, created_at=now))
 
 
-def _aware(moment: datetime) -> datetime:
-    from datetime import UTC
-
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
 
 def _iso(moment: datetime | None) -> str | None:
-    return _aware(moment).isoformat() if moment else None
+    return as_utc(moment).isoformat() if moment else None

@@ -16,7 +16,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, exists, func, select, text
@@ -26,7 +26,7 @@ from bot.messages import InboundEvent, InboundKind
 from bot.sendrules import QuietHours
 from bot.service import ConversationService
 from bot.settings import Settings
-from bot.store.db import Database
+from bot.store.db import Database, as_utc
 from bot.store.models import DiagnosisResult, DiagnosisSession, HandoffRequest, NudgeLog, Worker
 
 log = logging.getLogger("mirai.nudges")
@@ -79,7 +79,7 @@ class NudgePlanner:
             return {}
         rows = s.execute(select(N.c.worker_id, N.c.ref, N.c.created_at).where(
             N.c.kind == kind, N.c.worker_id.in_(worker_ids))).all()
-        return {(r.worker_id, r.ref): _aware(r.created_at) for r in rows}
+        return {(r.worker_id, r.ref): as_utc(r.created_at) for r in rows}
 
     def _due_reminders(self, s: Any, now: datetime, limit: int) -> list[Nudge]:
         if not self.reminders:
@@ -92,7 +92,7 @@ class NudgePlanner:
         logged = self._logged(s, "reminder", [r.worker_id for r in rows])
         due = []
         for r in rows:
-            quiet_for = now - _aware(r.last_seen)
+            quiet_for = now - as_utc(r.last_seen)
             first = logged.get((r.worker_id, f"{r.id}:1"))
             if first is None:
                 due.append(Nudge(r.worker_id, "reminder", f"{r.id}:1"))
@@ -122,7 +122,7 @@ class NudgePlanner:
         logged = self._logged(s, "reinvite", [r.id for r in rows])
         due = []
         for r in rows:
-            since = _aware(r.base)
+            since = as_utc(r.base)
             period = int((now - since) / self.reinvite)  # the 1st, 2nd, ... span of REINVITE_DAYS
             ref = f"{since:%Y%m%d%H%M%S}:{period}"
             if (r.id, ref) not in logged:
@@ -176,8 +176,4 @@ class NudgePlanner:
         channel = self.service.outbox.channels.get(worker.channel) if self.service.outbox else None
         if channel is None:
             return "no messaging channel"
-        return channel.may_write_first(_aware(worker.last_inbound_at) if worker.last_inbound_at else None, now)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return channel.may_write_first(as_utc(worker.last_inbound_at) if worker.last_inbound_at else None, now)

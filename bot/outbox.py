@@ -21,9 +21,9 @@ from sqlmodel import Session, select
 from bot.channels.base import Channel, SendContext, SendOutcome, SendResult
 from bot.broadcast import BroadcastSender
 from bot.messages import Outbound
-from bot.sendrules import UNSOLICITED, QuietHours
+from bot.sendrules import UNSOLICITED, QuietHours, retry_delay
 from bot.settings import Settings
-from bot.store.db import Database
+from bot.store.db import Database, as_utc, try_file_lock_beside
 from bot.store.models import OutboxMessage, Worker
 
 log = logging.getLogger("mirai.outbox")
@@ -91,16 +91,8 @@ class DispatchLocks:
             return True
         if self._file is not None:
             return True
-        import fcntl
-
-        path = self.db.url.split("///", 1)[-1]
-        if not path or path == ":memory:":
-            return True
-        handle = open(f"{path}.dispatch.lock", "a+")  # noqa: SIM115 (held for the life of the process)
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
+        handle = try_file_lock_beside(self.db.url, "dispatch")
+        if handle is None:
             if not self._told_waiting:
                 log.warning("another dispatcher is sending for this SQLite database; this one waits")
                 self._told_waiting = True
@@ -139,7 +131,8 @@ class DispatchLocks:
                 self._connection.close()  # the server releases every lock it held
                 self._connection = None
             if self._file is not None:
-                self._file.close()
+                if self._file is not True:
+                    self._file.close()
                 self._file = None
 
 
@@ -225,7 +218,7 @@ class Dispatcher:
         for row, worker in rows:
             if row.worker_id in blocked:
                 continue
-            if _aware(row.next_attempt_at) > now and row.worker_id not in chains:
+            if as_utc(row.next_attempt_at) > now and row.worker_id not in chains:
                 blocked.add(row.worker_id)
                 continue
             chains.setdefault(row.worker_id, []).append((row, worker))
@@ -267,9 +260,9 @@ class Dispatcher:
         await channel.rate_limits().acquire(chat=row.recipient)
         ctx = SendContext(recipient=row.recipient, idempotency_key=row.idempotency_key, reply_token=row.reply_token,
                           reply_token_valid=bool(row.reply_token_expires_at and
-                                                 _aware(row.reply_token_expires_at) > now),
+                                                 as_utc(row.reply_token_expires_at) > now),
                           attempts=row.attempts, source=row.source,
-                          last_inbound_at=_aware(worker.last_inbound_at) if worker.last_inbound_at else None,
+                          last_inbound_at=as_utc(worker.last_inbound_at) if worker.last_inbound_at else None,
                           now=now)
         async with self._limit:
             try:
@@ -319,10 +312,8 @@ class Dispatcher:
         s.add(row)
 
     def _delay(self, attempts: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return max(0.0, retry_after)
-        base = self.settings.outbox_retry_base_seconds
-        return min(self.settings.outbox_retry_max_seconds, base * (2 ** (attempts - 1)))
+        return retry_delay(attempts, retry_after, self.settings.outbox_retry_base_seconds,
+                           self.settings.outbox_retry_max_seconds)
 
     async def close(self) -> None:
         for channel in self.channels.values():
@@ -330,11 +321,6 @@ class Dispatcher:
         self.broadcast.close()
         self.locks.close()
 
-
-def _aware(moment: datetime) -> datetime:
-    from datetime import UTC
-
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class Wakeup:

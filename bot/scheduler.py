@@ -25,7 +25,7 @@ from sqlalchemy import select
 from bot.campaigns import CampaignService
 from bot.nudges import NudgePlanner
 from bot.settings import Settings
-from bot.store.db import Database
+from bot.store.db import Database, try_file_lock_beside
 from bot.store.models import Campaign
 
 log = logging.getLogger("mirai.scheduler")
@@ -78,14 +78,8 @@ class Leadership:
             else:
                 conn.close()
             return got
-        import fcntl
-
-        path = self.db.url.split("///", 1)[-1]
-        handle = open(f"{path}.scheduler.lock", "a+")  # noqa: SIM115 (held for as long as we lead)
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
+        handle = try_file_lock_beside(self.db.url, "scheduler")
+        if handle is None:
             return False
         self._file = handle
         return True
@@ -99,7 +93,8 @@ class Leadership:
             self._connection.close()
             self._connection = None
         if self._file is not None:
-            self._file.close()
+            if self._file is not True:
+                self._file.close()
             self._file = None
 
 

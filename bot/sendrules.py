@@ -63,6 +63,13 @@ class QuietHours:
         return end.astimezone(now.tzinfo)
 
 
+def retry_delay(attempts: int, retry_after: float | None, base: float, most: float) -> float:
+    """Seconds before the next try: what the provider asked for, else doubling from ``base`` up to ``most``."""
+    if retry_after is not None:
+        return max(0.0, retry_after)
+    return min(most, base * (2 ** (attempts - 1)))
+
+
 class TokenBucket:
     """At most ``rate`` acquisitions a second on average, with bursts up to ``burst``."""
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import IO, Literal
 
 from alembic import command
 from alembic.config import Config
@@ -89,6 +91,29 @@ def schema_is_current(db: Database) -> bool:
 
 
 MIGRATION_LOCK_KEY = 7_302
+
+
+def try_file_lock_beside(url: str, name: str) -> IO[str] | Literal[True] | None:
+    """An exclusive lock on ``<database>.<name>.lock`` beside a SQLite file, for one process at a time: the open
+    file to keep while it is held (the operating system releases it when the file closes or the process dies),
+    None when another process holds it, and True when there is no file to lock beside (in memory)."""
+    import fcntl
+
+    path = crypto.sqlite_path(url)
+    if path is None:
+        return True
+    handle = open(f"{path}.{name}.lock", "a+")  # noqa: SIM115 (the caller keeps it open while it holds the lock)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    return handle
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands datetimes back without their time zone; every one we store is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @contextmanager

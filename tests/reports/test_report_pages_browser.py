@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import csv
 import io
-import threading
-import time
 from collections.abc import Iterator
 from types import SimpleNamespace
 
-import httpx
 import pytest
-import uvicorn
 
 from admin_api.app import create_app
 from tests.conftest import ARTIFACTS
-from tests.pgserver import free_port
+from tests.servers import serving
 from tests.reports.conftest import ACME, PASSWORD, SMALL, acme_workers, add_accounts, complete_sheets, \
     report_settings, small_workers
 from tests.reports.test_office_statistics import consultations_are_handled
@@ -33,20 +29,8 @@ def report_server(tmp_path, book) -> Iterator[str]:  # type: ignore[no-untyped-d
     complete_sheets(ctx.db, book, ACME, acme_workers())
     complete_sheets(ctx.db, book, SMALL, small_workers())
     consultations_are_handled(SimpleNamespace(inbox=ctx.inbox, db=ctx.db))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            if httpx.get(f"{base}/healthz").status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    yield base
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(app) as base:
+        yield base
 
 
 def log_in(page, base: str, path: str, name: str) -> None:  # type: ignore[no-untyped-def]

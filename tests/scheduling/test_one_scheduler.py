@@ -19,7 +19,7 @@ from bot.messages import InboundEvent, InboundKind
 from bot.outbox import Outbox
 from bot.service import ConversationService
 from bot.store.models import NudgeLog
-from tests.channels.conftest import LINE_SECRET, channel_settings
+from tests.channels.conftest import LINE_SECRET, channel_settings, wait_until
 from tests.pgserver import free_port
 
 MIRAI = str(Path(sys.executable).parent / "mirai")
@@ -57,12 +57,12 @@ def test_two_app_processes_send_each_reminder_once_even_when_the_leader_dies(dat
         second = subprocess.Popen([MIRAI, "serve", "--port", str(ports[1])], env=env, cwd=tmp_path,
                                   stdout=logs[1], stderr=logs[1])
         _wait_ready(ports[1])
-        _wait_for(lambda: all(reminders_to(fakes.line, u) for u in users), timeout=60)
+        wait_until(lambda: all(reminders_to(fakes.line, u) for u in users), timeout=60)
         assert not any(len(reminders_to(fakes.line, u)) > 1 for u in users)
         first.kill()  # the leader dies between the first and the second reminders
         first.wait()
-        _wait_for(lambda: "this process runs the scheduler" in (tmp_path / "serve-1.log").read_text(), timeout=30)
-        _wait_for(lambda: all(len(reminders_to(fakes.line, u)) >= 2 for u in users), timeout=60)
+        wait_until(lambda: "this process runs the scheduler" in (tmp_path / "serve-1.log").read_text(), timeout=30)
+        wait_until(lambda: all(len(reminders_to(fakes.line, u)) >= 2 for u in users), timeout=60)
         time.sleep(3)  # time enough for any double to show
     finally:
         for process in (first, second):
@@ -81,7 +81,7 @@ def test_two_app_processes_send_each_reminder_once_even_when_the_leader_dies(dat
 
 
 def _wait_ready(port: int) -> None:
-    _wait_for(lambda: _ready(port), timeout=60)
+    wait_until(lambda: _ready(port), timeout=60)
 
 
 def _ready(port: int) -> bool:
@@ -89,12 +89,3 @@ def _ready(port: int) -> bool:
         return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
-
-
-def _wait_for(predicate, timeout: float) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError("not reached in time")

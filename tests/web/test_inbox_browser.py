@@ -2,20 +2,17 @@
 reads it with its translation, answers, and resolves it; the worker's web chat shows the answer."""
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 
 from admin_api.app import create_app
 from bot.settings import Settings
 from tests.conftest import ARTIFACTS
 from tests.fakes.libretranslate import FakeLibreTranslate
-from tests.pgserver import free_port
+from tests.servers import serving
 from tests.web.test_webchat_browser import browser  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.browser
@@ -29,23 +26,11 @@ REPLY_VI = "Cảm ơn bạn đã liên hệ. Ngày mai tôi gọi điện cho b�
 @pytest.fixture
 def inbox_server(tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
     with FakeLibreTranslate() as libre:
-        port = free_port()
         app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'inbox.db'}", translator="libre",
                                   libretranslate_url=libre.base_url, inbox_poll_seconds=0.2))
         app.state.ctx.inbox.add_user("sato", "counsellor", PASSWORD, "ja")
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        yield base
-        server.should_exit = True
-        thread.join(timeout=10)
+        with serving(app) as base:
+            yield base
 
 
 def web_worker_asks_for_a_person(base: str) -> str:
