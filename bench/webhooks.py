@@ -1,12 +1,15 @@
 """How many LINE messages per second `mirai serve` carries end to end, and how fast it acknowledges webhooks.
 
-A fake LINE server runs in this process on 127.0.0.1; `mirai serve` runs as its own process, pointed at it.
+A lean fake LINE server (bench/fake_line_server.py) and `mirai serve` run as processes of their own on 127.0.0.1.
 Signed text webhooks (one event each, from many workers going through the sheet) are posted over loopback:
 
 1. at a steady offered rate (default 500/s) for a few seconds: acknowledgement latency p50/p99 under that
    load, and whether every reply reached the fake server without a backlog;
 2. as fast as the client can (closed loop): the sustained end-to-end rate, from the first webhook sent to the
    last reply received (inbound stored, engine step run, reply sent to the fake server).
+
+Each phase also prints the CPU time each process spent per message (ours, the fake server's and this client's:
+they all share the machine's cores), which shows where the time goes.
 
     .venv/bin/python bench/webhooks.py                 # SQLite and PostgreSQL (if installed)
     .venv/bin/python bench/webhooks.py --db sqlite --rate 800 --seconds 10
@@ -43,6 +46,12 @@ CONVERSATION = ["hello", "2", "agree", "skip", "4", "Aichi", "1 3", "200000 yen"
                 "don't know", "no", "no", "no", "none", "skip", "no", "menu", "1"]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Phase:
     name: str
@@ -51,6 +60,7 @@ class Phase:
     seconds_end_to_end: float
     acks: list[float]
     errors: int
+    cpu_ms_per_message: dict[str, float]
 
     def report(self) -> str:
         acks = sorted(self.acks)
@@ -58,7 +68,9 @@ class Phase:
         p99 = acks[min(len(acks) - 1, int(len(acks) * 0.99))] * 1000
         return (f"  {self.name:<26} {self.sent:>6} msgs  offered {self.sent / self.seconds_sending:7.0f}/s  "
                 f"end-to-end {self.sent / self.seconds_end_to_end:7.0f} msg/s  "
-                f"ack p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  max {acks[-1] * 1000:6.1f} ms  errors {self.errors}")
+                f"ack p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  max {acks[-1] * 1000:6.1f} ms  errors {self.errors}\n"
+                f"  {'':<26} CPU ms per message: "
+                + ", ".join(f"{name} {ms:.2f}" for name, ms in self.cpu_ms_per_message.items()))
 
 
 class Bench:
@@ -136,8 +148,15 @@ class Bench:
         bodies = self.webhooks(count, workers)
         return await self._run(f"flat out, {concurrency} conns", bodies, concurrency=concurrency)
 
+    def _processes(self) -> dict[str, int]:
+        found = {"mirai serve": self.process.pid}  # type: ignore[union-attr]
+        if self.helper is not None:
+            found["mirai dispatch"] = self.helper.pid
+        return {**found, "fake LINE": self.fake.pid, "bench client": os.getpid()}
+
     async def _run(self, name: str, bodies: list, rate: float | None = None, concurrency: int = 64) -> Phase:
         before = self.replies()
+        cpu_before = {label: cpu_seconds(pid) for label, pid in self._processes().items()}
         acks: list[float] = []
         connector = aiohttp.TCPConnector(limit=concurrency)
         async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as client:
@@ -166,7 +185,9 @@ class Bench:
         finished = time.perf_counter() - started
         if self.replies() - before < len(bodies):
             raise RuntimeError(f"only {self.replies() - before} of {len(bodies)} replies arrived")
-        return Phase(name, len(bodies), sent_for, finished, acks, sum(not ok for ok in results))
+        cpu = {label: (cpu_seconds(pid) - cpu_before[label]) * 1000 / len(bodies)
+               for label, pid in self._processes().items()}
+        return Phase(name, len(bodies), sent_for, finished, acks, sum(not ok for ok in results), cpu)
 
 
 async def run_one(database_url: str, label: str, args: argparse.Namespace, split: bool) -> None:

@@ -225,8 +225,7 @@ class _Turn:
         return other.pop() if len(other) == 1 else None
 
     def is_danger(self, text: str) -> bool:
-        phrases = [str(p) for lang in LANGUAGES for p in self.book.keywords.get("danger", {}).get(lang, [])]
-        return contains_any(text, phrases)
+        return contains_any(text, _danger_phrases(self.book))
 
     # ----- the turn ----------------------------------------------------------------------------------
     def handle(self, event: InboundEvent) -> None:
@@ -955,6 +954,18 @@ def _derived(book: FlowBook) -> tuple[dict[tuple[str, str], tuple[frozenset[str]
         cached = (book, index, AmountParser(book.currencies))
         _DERIVED[id(book)] = cached
     return cached[1], cached[2]
+
+
+_DANGER_PHRASES: dict[int, tuple[FlowBook, tuple[str, ...]]] = {}
+
+
+def _danger_phrases(book: FlowBook) -> tuple[str, ...]:
+    """The danger phrases of all languages (a cry for help counts in whichever language it comes)."""
+    cached = _DANGER_PHRASES.get(id(book))
+    if cached is None or cached[0] is not book:
+        phrases = tuple(str(p) for lang in LANGUAGES for p in book.keywords.get("danger", {}).get(lang, []))
+        cached = _DANGER_PHRASES[id(book)] = (book, phrases)
+    return cached[1]
 
 
 def _keyword_index(book: FlowBook) -> dict[tuple[str, str], tuple[frozenset[str], frozenset[str]]]:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert
+from sqlalchemy import func, insert, update
 from sqlmodel import Session, select
 
 from bot.channels.base import Channel, SendContext, SendOutcome, SendResult
@@ -146,7 +146,7 @@ class Dispatcher:
         self.clock = clock
         self.batch_size = batch_size
         self.record_every = record_every
-        self._outcomes: list[tuple[int, int, SendResult]] = []
+        self._outcomes: list[tuple[int, int, str, SendResult]] = []
         self._limit = asyncio.Semaphore(concurrency)
         self.quiet = QuietHours.parse(settings.quiet_hours, settings.timezone)
         self.broadcast = BroadcastSender(db, channels, settings, clock, self.locks, concurrency=concurrency)
@@ -228,7 +228,7 @@ class Dispatcher:
         done = 0
         for row, worker in rows:
             result = await self._send_one(row, worker)
-            self._outcomes.append((row.id, worker.id, result))  # type: ignore[arg-type]
+            self._outcomes.append((row.id, worker.id, row.source, result))  # type: ignore[arg-type]
             if len(self._outcomes) >= self.record_every:
                 await self._flush_outcomes()
             done += 1
@@ -271,12 +271,24 @@ class Dispatcher:
                 log.exception("send failed in channel %s", row.channel)
                 return SendResult(SendOutcome.RETRY, f"internal error: {type(exc).__name__}")
 
-    def _record_many(self, outcomes: list[tuple[int, int, SendResult]]) -> None:
+    def _record_many(self, outcomes: list[tuple[int, int, str, SendResult]]) -> None:
         now = self.clock()
+        # The common case, a conversation's message accepted, is one UPDATE for all of them: loading each row
+        # (and decrypting its payload) again only to change its status cost as much as sending it.
+        plain_sent = [row_id for row_id, _, source, result in outcomes
+                      if result.outcome is SendOutcome.SENT and source != "erasure"]
+        others = [(row_id, worker_id, result) for row_id, worker_id, source, result in outcomes
+                  if not (result.outcome is SendOutcome.SENT and source != "erasure")]
         with self.db.session() as s:
+            if plain_sent:
+                s.execute(update(OutboxMessage).where(
+                    OutboxMessage.id.in_(plain_sent), OutboxMessage.status == "pending")  # type: ignore[union-attr]
+                    .values(status="sent", sent_at=now, last_error=None, attempts=OutboxMessage.attempts + 1))
+            if not others:
+                return
             rows = {r.id: r for r in s.exec(select(OutboxMessage).where(
-                OutboxMessage.id.in_([row_id for row_id, _, _ in outcomes])))}  # type: ignore[union-attr]
-            for row_id, worker_id, result in outcomes:
+                OutboxMessage.id.in_([row_id for row_id, _, _ in others])))}  # type: ignore[union-attr]
+            for row_id, worker_id, result in others:
                 row = rows.get(row_id)
                 if row is None or row.status != "pending":
                     continue

@@ -60,22 +60,31 @@ def matches_any(text: str, words: Iterable[str]) -> bool:
 
 def contains_any(text: str, phrases: Iterable[str]) -> bool:
     """True when one of the phrases stands in the text (words bounded for Latin scripts)."""
-    k, lk = key(text), loose_key(text)
+    latin, other = _phrase_patterns(phrases if isinstance(phrases, tuple) else tuple(str(p) for p in phrases))
+    return bool((latin is not None and latin.search(loose_key(text))) or
+                (other is not None and other.search(key(text))))
+
+
+@lru_cache(maxsize=64)
+def _phrase_patterns(phrases: tuple[str, ...]) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
+    """One alternation for the Latin phrases (compared accent-free, as whole words) and one for the others
+    (anywhere in the text): the danger list is checked on every message, phrase by phrase it was the slowest
+    part of a turn."""
+    latin, other = set(), set()
     for p in phrases:
-        pk = key(str(p))
+        pk = key(p)
         if not pk:
             continue
         if pk.isascii() or _fold_latin(pk).isascii():
-            if _bounded(_fold_latin(pk)).search(lk):
-                return True
-        elif pk in k:
-            return True
-    return False
+            latin.add(_fold_latin(pk))
+        else:
+            other.add(pk)
 
+    def alternation(words: set[str]) -> str:
+        return "|".join(re.escape(w) for w in sorted(words, key=lambda w: (-len(w), w)))
 
-@lru_cache(maxsize=8192)
-def _bounded(word: str) -> re.Pattern[str]:
-    return re.compile(r"(?<![a-z0-9])" + re.escape(word) + r"(?![a-z0-9])")
+    return (re.compile(r"(?<![a-z0-9])(?:" + alternation(latin) + r")(?![a-z0-9])") if latin else None,
+            re.compile(alternation(other)) if other else None)
 
 
 def ascii_digits(text: str) -> str:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.request
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -152,6 +153,12 @@ class LineChannel(Channel):
                                    access_token=self.settings.line_channel_access_token)
             self._client = AsyncApiClient(config)
             self._api = AsyncMessagingApi(self._client)
+            if not urllib.request.getproxies():
+                # The SDK's session trusts the environment, so aiohttp looked for proxies and read ~/.netrc at
+                # every call (a tenth of a sender's time); with no proxy configured there is nothing to find.
+                session = getattr(getattr(self._client, "rest_client", None), "pool_manager", None)
+                if isinstance(session, aiohttp.ClientSession) and hasattr(session, "_trust_env"):
+                    session._trust_env = False
         return self._api
 
     async def _post(self, path: str, body: dict[str, Any], retry_key: str | None = None) -> None:

@@ -1,6 +1,7 @@
 """The one place that opens the database: engine creation, SQLite pragmas and migrations."""
 from __future__ import annotations
 
+import fcntl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -97,7 +98,6 @@ def try_file_lock_beside(url: str, name: str) -> IO[str] | Literal[True] | None:
     """An exclusive lock on ``<database>.<name>.lock`` beside a SQLite file, for one process at a time: the open
     file to keep while it is held (the operating system releases it when the file closes or the process dies),
     None when another process holds it, and True when there is no file to lock beside (in memory)."""
-    import fcntl
 
     path = crypto.sqlite_path(url)
     if path is None:
@@ -123,8 +123,6 @@ def _migration_lock(url: str) -> Iterator[None]:
         if not path or path == ":memory:":
             yield
             return
-        import fcntl
-
         with open(f"{path}.migrate.lock", "a+") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes or the process dies
             yield
@@ -143,6 +141,49 @@ def _migration_lock(url: str) -> Iterator[None]:
         engine.dispose()
 
 
+class SqliteWriterLock:
+    """Turns at writing one SQLite file: threads queue on a reentrant lock, and processes sharing the file
+    (`mirai serve` beside `mirai dispatch`) on an exclusive lock of <database>.writer.lock, which the kernel
+    hands to the next waiter the moment it is released. One per file and process, whatever the number of
+    Database objects, so that a thread already writing never waits for itself."""
+
+    _by_path: dict[str, SqliteWriterLock] = {}
+    _registry_lock = threading.Lock()
+
+    def __init__(self, path: Path | None) -> None:
+        self._threads = threading.RLock()
+        self._depth = 0
+        self._file: IO[str] | None = None
+        if path is not None:
+            self._file = open(f"{path}.writer.lock", "a+")  # noqa: SIM115 (kept for the life of the process)
+
+    @classmethod
+    def for_path(cls, path: Path | None) -> SqliteWriterLock:
+        if path is None:  # in memory: no other process can open it
+            return cls(None)
+        with cls._registry_lock:
+            key = str(path.resolve())
+            if key not in cls._by_path:
+                cls._by_path[key] = cls(path)
+            return cls._by_path[key]
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        if self._depth == 0 and self._file is not None:
+            try:
+                fcntl.flock(self._file, fcntl.LOCK_EX)
+            except BaseException:
+                self._threads.release()
+                raise
+        self._depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+        self._threads.release()
+
+
 class Database:
     def __init__(self, url: str, encryption_keys: str | None = None) -> None:
         """``encryption_keys``: ENCRYPTION_KEYS as configured (None: read the settings). Raises
@@ -156,9 +197,8 @@ class Database:
         self.engine = make_engine(url, self.keyring)
         self.is_postgres = self.engine.dialect.name == "postgresql"
         # SQLite has one writer at a time and, when busy, its waiters sleep and poll (up to 100 ms a turn):
-        # under load that turns into seconds. Our threads queue on a fair lock instead; other processes
-        # still meet SQLite's own busy timeout.
-        self._sqlite_writer = threading.RLock() if not self.is_postgres else None
+        # under load that turns into seconds. Writers queue on a lock instead (see SqliteWriterLock).
+        self._sqlite_writer = None if self.is_postgres else SqliteWriterLock.for_path(crypto.sqlite_path(url))
 
     def migrate(self) -> None:
         migrate(self.url, self.keyring)
