@@ -49,8 +49,13 @@ def test_danger_recall_and_everyday_false_alarms_stay_at_the_measured_level(lang
     assert len(ORDINARY[lang]) >= 50
 
 
-@pytest.mark.xfail(strict=True, reason="target not reached yet: some held-out danger utterances are missed and "
-                                       "some ordinary messages flagged (see the danger table of the NLU report)")
-@pytest.mark.parametrize("lang", LANGUAGES)
+# The languages where the target is not reached yet: their test is a strict xfail (it fails the suite when it passes).
+SHORT_OF_TARGET = {"ja", "en", "zh", "vi", "tl", "id", "my", "pt"}
+
+
+@pytest.mark.parametrize("lang", [
+    pytest.param(lang, marks=pytest.mark.xfail(strict=True, reason="target not reached yet: some held-out danger "
+                                               "utterances are missed or some ordinary messages flagged"))
+    if lang in SHORT_OF_TARGET else lang for lang in LANGUAGES])
 def test_every_danger_utterance_is_caught_and_no_ordinary_message_is_flagged(lang):
     assert not _missed(lang) and not _flagged(lang)
