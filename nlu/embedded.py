@@ -88,6 +88,13 @@ def _alternation(phrases: list[str], latin: bool) -> re.Pattern[str] | None:
     return re.compile(r"(?<!\w)(?:" + body + r")(?!\w)" if latin else body)
 
 
+def _blank(text: str, spans: list[tuple[int, int]]) -> str:
+    chars = list(text)
+    for start, end in spans:
+        chars[start:end] = " " * (end - start)
+    return "".join(chars)
+
+
 @dataclass(frozen=True)
 class Forms:
     """A message as the lexicon reads it: `raw` (normalised, accents kept), `folded` (Latin accents removed) and
@@ -127,7 +134,11 @@ class PhraseSet:
     def remove_from(self, form: Forms) -> Forms:
         raw, folded, dense = form.raw, form.folded, form.dense
         if self.exact:
-            raw = self.exact.sub(" ", raw)
+            spans = [m.span() for m in self.exact.finditer(raw)]
+            if spans:  # blanked in both forms (folding keeps the length), so "nhốt ngoài" also hides "nhot"
+                raw = _blank(raw, spans)
+                if len(folded) == len(form.raw):
+                    folded = _blank(folded, spans)
         if self.latin:
             raw = self.latin.sub(" ", raw)  # the unaccented parts of an accented message
             folded = self.latin.sub(" ", folded)
@@ -156,6 +167,7 @@ class DangerLexicon:
     cues: PhraseSet
     ordinary: PhraseSet
     frames: PhraseSet
+    earnest: PhraseSet
 
     @classmethod
     def load(cls, lexicon_file: Path = DANGER_LEXICON, keywords_file: Path = KEYWORDS_FILE) -> DangerLexicon:
@@ -168,7 +180,7 @@ class DangerLexicon:
         # The flow's danger phrases ("help me", "助けて", "socorro") are cues: taken alone they also stand in
         # "can you help me with the visa form".
         return cls(_phrase_set(data.get("strong")), _phrase_set(data.get("cues"), keywords),
-                   _phrase_set(data.get("ordinary")), _phrase_set(data.get("frames")))
+                   _phrase_set(data.get("ordinary")), _phrase_set(data.get("frames")), _phrase_set(data.get("earnest")))
 
 
 @dataclass(frozen=True)
@@ -185,10 +197,12 @@ class DangerDetector:
     - a strong danger phrase (nlu/danger.yaml) makes a message danger;
     - a cue word ("help", "kill", "knife", the flow's danger keywords) makes it danger when the danger model (the
       intents plus a class of everyday talk) gives the danger intent at least the cue threshold;
-    - without either, the danger model alone needs a much higher probability.
+    - without either, the danger model alone needs a much higher probability (and a message with no everyday
+      figure of speech or frame in it).
     Everyday figures of speech ("dying to go home", "my phone died", "笑死") are taken out before matching, and in a
     message framed as a film, a game, the news, a joke ("lol", "kkkk", "wkwk", "😂") or a request for help with a
-    task, a strong phrase only counts as a cue.
+    task, everything goes one level down: a strong phrase only counts as a cue, and a cue as nothing (unless the
+    message says it is no joke: the `earnest` phrases).
     """
 
     def __init__(self, model: LinearModel, lexicon: DangerLexicon, threshold: float = DEFAULT_DANGER_THRESHOLD,
@@ -210,11 +224,13 @@ class DangerDetector:
         whole = Forms.of(text)
         form = self.lexicon.ordinary.remove_from(whole)
         strong = self.lexicon.strong.found_in(form)
-        if strong and self.lexicon.frames.found_in(whole):
-            strong, cue = False, True
-        else:
-            cue = strong or self.lexicon.cues.found_in(form)
-        danger = strong or (cue and p >= self.cue_threshold) or p >= self.threshold
+        cue = strong or self.lexicon.cues.found_in(form)
+        framed = self.lexicon.frames.found_in(self.lexicon.earnest.remove_from(whole))
+        if framed:
+            strong, cue = False, strong  # a film, a game, a joke: one level down
+        # The model alone decides only messages that no everyday phrase or frame explains.
+        alone = p >= self.threshold and not framed and form == whole
+        danger = strong or (cue and p >= self.cue_threshold) or alone
         return DangerResult(danger, p, strong, cue)
 
 
