@@ -53,50 +53,112 @@ class IntentClassifier:
         return IntentResult(ranking[0][0], ranking[0][1], ranking)
 
 
-class PhraseSet:
-    """Phrases matched like the engine matches keywords: case, width and Latin accents ignored; Latin phrases
-    match whole words (a word ending in * matches any ending, a lone * any one word), others anywhere."""
+# Languages whose accents carry meaning: in Vietnamese the tones tell "sợ" (afraid) from "sổ" (notebook) and "số",
+# "tự tử" (suicide) from "từ từ" (slowly), "máu" (blood) from "mau" (quick). Their accented phrases match only as
+# written; the same phrases typed without accents are listed separately where they are unambiguous.
+ACCENT_SENSITIVE = frozenset({"vi"})
 
-    def __init__(self, phrases: list[str]) -> None:
-        latin: list[str] = []
-        other: list[str] = []
-        for phrase in phrases:
-            k = fold_latin(key(str(phrase)))
-            if not k:
-                continue
-            if k.replace("*", "").isascii():
-                parts = []
-                for tok in k.split():
-                    if tok == "*":
-                        parts.append(r"\w+")
-                    elif tok.endswith("*"):
-                        parts.append(re.escape(tok[:-1]) + r"\w*")
-                    else:
-                        parts.append(re.escape(tok))
-                latin.append(r"\W+".join(parts))
-            else:
-                other.append(re.escape(k))
-        # One alternation per set: a message is searched once, not once per phrase (longest phrases first).
-        alternatives = []
+
+def _is_latin(k: str) -> bool:
+    """Latin letters only (Vietnamese ones included), so the phrase is matched as whole words."""
+    return all(ord(ch) < 0x250 or 0x1E00 <= ord(ch) <= 0x1EFF for ch in k if ch.isalpha())
+
+
+def _alternation(phrases: list[str], latin: bool) -> re.Pattern[str] | None:
+    """One compiled alternation for a list of phrase keys, longest first: Latin ones as whole words (a word ending
+    in * matches any ending, a lone * any one word), others anywhere (spaces taken out: the message is searched
+    without its spaces, as Burmese, Japanese and Chinese writers space words freely)."""
+    alternatives: list[str] = []
+    for k in phrases:
         if latin:
-            alternatives.append(r"(?<!\w)(?:" + "|".join(sorted(set(latin), key=len, reverse=True)) + r")(?!\w)")
-        if other:
-            alternatives.append("|".join(sorted(set(other), key=len, reverse=True)))
-        self.pattern: re.Pattern[str] | None = re.compile("|".join(alternatives)) if alternatives else None
+            parts = []
+            for tok in k.split():
+                if tok == "*":
+                    parts.append(r"\w+")
+                elif tok.endswith("*"):
+                    parts.append(re.escape(tok[:-1]) + r"\w*")
+                else:
+                    parts.append(re.escape(tok))
+            alternatives.append(r"\W+".join(parts))
+        else:
+            alternatives.append(re.escape(k.replace(" ", "")))
+    if not alternatives:
+        return None
+    body = "|".join(sorted(set(alternatives), key=len, reverse=True))
+    return re.compile(r"(?<!\w)(?:" + body + r")(?!\w)" if latin else body)
+
+
+def _blank(text: str, spans: list[tuple[int, int]]) -> str:
+    chars = list(text)
+    for start, end in spans:
+        chars[start:end] = " " * (end - start)
+    return "".join(chars)
+
+
+@dataclass(frozen=True)
+class Forms:
+    """A message as the lexicon reads it: `raw` (normalised, accents kept), `folded` (Latin accents removed) and
+    `dense` (folded, without spaces: for phrases in other scripts)."""
+    raw: str
+    folded: str
+    dense: str
+
+    @classmethod
+    def of(cls, text: str) -> Forms:
+        raw = key(text)
+        folded = fold_latin(raw)
+        return cls(raw, folded, folded.replace(" ", ""))
+
+
+class PhraseSet:
+    """Phrases matched like the engine matches keywords: case, width and Latin accents ignored (except the `exact`
+    phrases, matched with their accents); Latin phrases match whole words (a word ending in * matches any ending,
+    a lone * any one word), others anywhere, spaces ignored. Each kind is one compiled alternation: a message is
+    searched once per kind, not once per phrase."""
+
+    def __init__(self, phrases: list[str], exact: list[str] | None = None) -> None:
+        keys = [k for k in (fold_latin(key(str(p))) for p in phrases) if k.replace("*", "").strip()]
+        exact_keys = [k for k in (key(str(p)) for p in exact or []) if k.replace("*", "").strip()]
+        self.latin = _alternation([k for k in keys if _is_latin(k)], latin=True)
+        self.exact = _alternation([k for k in exact_keys if _is_latin(k)], latin=True)
+        self.other = _alternation([k for k in keys + exact_keys if not _is_latin(k)], latin=False)
 
     @staticmethod
-    def form(text: str) -> str:
-        return fold_latin(key(text))
+    def form(text: str) -> Forms:
+        return Forms.of(text)
 
-    def found_in(self, form: str) -> bool:
-        return bool(self.pattern and self.pattern.search(form))
+    def found_in(self, form: Forms) -> bool:
+        return bool((self.latin and self.latin.search(form.folded)) or (self.exact and self.exact.search(form.raw))
+                    or (self.other and self.other.search(form.dense)))
 
-    def remove_from(self, form: str) -> str:
-        return self.pattern.sub(" ", form) if self.pattern else form
+    def remove_from(self, form: Forms) -> Forms:
+        raw, folded, dense = form.raw, form.folded, form.dense
+        if self.exact:
+            spans = [m.span() for m in self.exact.finditer(raw)]
+            if spans:  # blanked in both forms (folding keeps the length), so "nhốt ngoài" also hides "nhot"
+                raw = _blank(raw, spans)
+                if len(folded) == len(form.raw):
+                    folded = _blank(folded, spans)
+        if self.latin:
+            raw = self.latin.sub(" ", raw)  # the unaccented parts of an accented message
+            folded = self.latin.sub(" ", folded)
+        if self.other:
+            dense = self.other.sub(" ", dense)
+        return Forms(raw, folded, dense)
 
 
-def _by_language(node: object) -> list[str]:
-    return [str(p) for phrases in (node or {}).values() for p in phrases or []] if isinstance(node, dict) else []
+def _phrase_set(*nodes: object) -> PhraseSet:
+    """The phrases of {language: [phrases]} mappings; accented phrases of ACCENT_SENSITIVE languages match exactly."""
+    folded: list[str] = []
+    exact: list[str] = []
+    for node in nodes:
+        if not isinstance(node, dict):
+            continue
+        for lang, phrases in node.items():
+            for phrase in phrases or []:
+                text = str(phrase)
+                (exact if lang in ACCENT_SENSITIVE and fold_latin(key(text)) != key(text) else folded).append(text)
+    return PhraseSet(folded, exact)
 
 
 @dataclass(frozen=True)
@@ -104,20 +166,21 @@ class DangerLexicon:
     strong: PhraseSet
     cues: PhraseSet
     ordinary: PhraseSet
+    frames: PhraseSet
+    earnest: PhraseSet
 
     @classmethod
     def load(cls, lexicon_file: Path = DANGER_LEXICON, keywords_file: Path = KEYWORDS_FILE) -> DangerLexicon:
         data = yaml.safe_load(lexicon_file.read_text(encoding="utf-8")) if lexicon_file.exists() else {}
         data = data or {}
-        keywords: list[str] = []
+        keywords: object = {}
         if keywords_file.exists():
             flows = yaml.safe_load(keywords_file.read_text(encoding="utf-8")) or {}
-            keywords = _by_language((flows.get("keywords") or {}).get(DANGER))
+            keywords = (flows.get("keywords") or {}).get(DANGER)
         # The flow's danger phrases ("help me", "助けて", "socorro") are cues: taken alone they also stand in
         # "can you help me with the visa form".
-        return cls(PhraseSet(_by_language(data.get("strong"))),
-                   PhraseSet(_by_language(data.get("cues")) + keywords),
-                   PhraseSet(_by_language(data.get("ordinary"))))
+        return cls(_phrase_set(data.get("strong")), _phrase_set(data.get("cues"), keywords),
+                   _phrase_set(data.get("ordinary")), _phrase_set(data.get("frames")), _phrase_set(data.get("earnest")))
 
 
 @dataclass(frozen=True)
@@ -134,8 +197,12 @@ class DangerDetector:
     - a strong danger phrase (nlu/danger.yaml) makes a message danger;
     - a cue word ("help", "kill", "knife", the flow's danger keywords) makes it danger when the danger model (the
       intents plus a class of everyday talk) gives the danger intent at least the cue threshold;
-    - without either, the danger model alone needs a much higher probability.
-    Everyday figures of speech ("dying to go home", "my phone died", "笑死") are taken out before matching.
+    - without either, the danger model alone needs a much higher probability (and a message with no everyday
+      figure of speech or frame in it).
+    Everyday figures of speech ("dying to go home", "my phone died", "笑死") are taken out before matching, and in a
+    message framed as a film, a game, the news, a joke ("lol", "kkkk", "wkwk", "😂") or a request for help with a
+    task, everything goes one level down: a strong phrase only counts as a cue, and a cue as nothing (unless the
+    message says it is no joke: the `earnest` phrases).
     """
 
     def __init__(self, model: LinearModel, lexicon: DangerLexicon, threshold: float = DEFAULT_DANGER_THRESHOLD,
@@ -154,10 +221,16 @@ class DangerDetector:
 
     def check(self, text: str, features: dict[str, float] | None = None) -> DangerResult:
         p = dict(self.model.ranking(features or intent_features(text))).get(DANGER, 0.0)
-        form = self.lexicon.ordinary.remove_from(PhraseSet.form(text))
+        whole = Forms.of(text)
+        form = self.lexicon.ordinary.remove_from(whole)
         strong = self.lexicon.strong.found_in(form)
         cue = strong or self.lexicon.cues.found_in(form)
-        danger = strong or (cue and p >= self.cue_threshold) or p >= self.threshold
+        framed = self.lexicon.frames.found_in(self.lexicon.earnest.remove_from(whole))
+        if framed:
+            strong, cue = False, strong  # a film, a game, a joke: one level down
+        # The model alone decides only messages that no everyday phrase or frame explains.
+        alone = p >= self.threshold and not framed and form == whole
+        danger = strong or (cue and p >= self.cue_threshold) or alone
         return DangerResult(danger, p, strong, cue)
 
 

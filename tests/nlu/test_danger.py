@@ -40,17 +40,27 @@ def test_everyday_figures_of_speech_are_not_danger(text):
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
-def test_danger_recall_and_everyday_false_alarms_stay_at_the_measured_level(lang):
-    """Guards the level reached on the held-out lists: at least 75 % of the danger utterances of each language
-    and at most 12 % of its ordinary messages flagged (measured: 184/211 caught, 27/594 flagged)."""
-    missed, flagged = _missed(lang), _flagged(lang)
-    assert len(missed) <= 0.25 * len(DANGER[lang]), missed
-    assert len(flagged) <= 0.12 * len(ORDINARY[lang]), flagged
-    assert len(ORDINARY[lang]) >= 50
-
-
-@pytest.mark.xfail(strict=True, reason="target not reached yet: some held-out danger utterances are missed and "
-                                       "some ordinary messages flagged (see the danger table of the NLU report)")
-@pytest.mark.parametrize("lang", LANGUAGES)
 def test_every_danger_utterance_is_caught_and_no_ordinary_message_is_flagged(lang):
-    assert not _missed(lang) and not _flagged(lang)
+    """The held-out lists (nlu/test/<lang>.yml's danger intent, nlu/test/ordinary/<lang>.txt): every danger
+    utterance caught and no ordinary message flagged, with at least 50 ordinary messages per language (measured:
+    211/211 caught, 0/594 flagged)."""
+    assert len(ORDINARY[lang]) >= 50
+    assert not _missed(lang), _missed(lang)
+    assert not _flagged(lang), _flagged(lang)
+
+
+@pytest.mark.parametrize("text", [
+    "từ từ thôi", "dạo này bận quá", "em bị cảm, sổ mũi", "tô cansada, só quero dormir", "patayin mo ang ilaw",
+    "meeting pukul 3 sore", "in the game he stabbed me lol", "the news said a man was stabbed", "matei uma barata",
+    "有事打我电话", "部屋の鍵をなくした", "ayúdame a llenar el formulario", "tulungan mo ako mag-fill up ng form",
+])
+def test_words_that_only_look_like_danger_in_another_language_or_a_frame_are_not_danger(text):
+    assert not default_embedded().is_danger(text)
+
+
+@pytest.mark.parametrize("text", [
+    "em sợ lắm, nó cầm dao", "bị chồng đánh", "e muon tu tu", "he's hitting me, this is not a joke",
+    "ngar thay tot mal", "私を助けて", "殴られた、冗談じゃない", "socorro, me machucando", "cứu em với",
+])
+def test_danger_written_loosely_is_still_danger(text):
+    assert default_embedded().is_danger(text)
