@@ -225,7 +225,12 @@ class _Turn:
         return other.pop() if len(other) == 1 else None
 
     def is_danger(self, text: str) -> bool:
-        return contains_any(text, _danger_phrases(self.book))
+        """The NLU's verdict when it has read this message: its detector knows these phrases too, and also the
+        everyday sentences that contain them ("can you help me with the visa form"). Without the NLU, the
+        phrases alone decide."""
+        if self.event is not None and self.event.intent is not None and self.event.text == text:
+            return self.event.danger
+        return contains_any(clean(text), _danger_phrases(self.book))
 
     # ----- the turn ----------------------------------------------------------------------------------
     def handle(self, event: InboundEvent) -> None:
@@ -247,7 +252,7 @@ class _Turn:
             return
         if self.s.step is None:
             self._apply_language_hint(event)
-            if event.kind is InboundKind.TEXT and self.is_danger(clean(event.text)):
+            if event.kind is InboundKind.TEXT and self.is_danger(event.text):
                 self._danger()
             self._first_contact()
             return
@@ -284,7 +289,7 @@ class _Turn:
 
     def _text(self, raw: str) -> None:
         text = clean(raw)
-        if text and (self.is_danger(text) or (self.event is not None and self.event.danger)):
+        if text and self.is_danger(raw):
             self._danger()
             return
         if len(text) > MAX_MESSAGE_CHARS:
@@ -993,8 +998,9 @@ def reaches_bot_while_counsellor_holds(state: ConversationState, event: InboundE
         return "cmd:stop" in event.choice_ids or "cmd:delete_data" in event.choice_ids
     if event.kind is not InboundKind.TEXT:
         return False
+    turn.event = event
     text = clean(event.text)
-    return bool(text) and (turn.is_danger(text) or turn.intent_of(text, COMMANDS) in ("stop", "delete_data"))
+    return bool(text) and (turn.is_danger(event.text) or turn.intent_of(text, COMMANDS) in ("stop", "delete_data"))
 
 
 def _library():  # type: ignore[no-untyped-def]

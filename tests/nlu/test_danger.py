@@ -64,3 +64,19 @@ def test_words_that_only_look_like_danger_in_another_language_or_a_frame_are_not
 ])
 def test_danger_written_loosely_is_still_danger(text):
     assert default_embedded().is_danger(text)
+
+
+def test_in_a_conversation_an_everyday_help_me_goes_on_and_a_cry_for_help_reaches_a_person(tmp_path, book):
+    """The engine's own danger phrases ("help me") also occur in everyday requests: with the NLU reading the
+    message, its detector decides, so a worker asking for help with a form is not treated as an emergency."""
+    from tests.nlu.test_conversation_with_each_backend import conversation, say, to_the_menu
+
+    service = conversation(tmp_path, NluService("embedded"))
+    to_the_menu(service, "w-form")
+    form = say(service, "w-form", "can you help me with the visa form")
+    assert all(book.t("danger", "en", helplines=book.helpline_text("en")) != o.text for o in form)
+    assert form[-1].question != "counsellor_offer"
+
+    to_the_menu(service, "w-hit")
+    cry = say(service, "w-hit", "help me they are hitting me")
+    assert cry[0].text == book.t("danger", "en", helplines=book.helpline_text("en"))
