@@ -24,6 +24,26 @@ class LinearModel:
 
     # ----- inference -----------------------------------------------------------------------------
     def scores(self, feats: Features) -> list[float]:
+        """Bias plus the weighted sum of the features' rows. The features of a group share one value (see
+        nlu.text.add_group), so the rows are summed column by column per value in C (zip, sum) and multiplied
+        once: a few hundred rows cost a few dozen microseconds instead of a Python loop per weight."""
+        get = self.weights.get
+        by_value: dict[float, list[Sequence[float]]] = {}
+        for name, value in feats.items():
+            row = get(name)
+            if row is not None:
+                rows = by_value.get(value)
+                if rows is None:
+                    by_value[value] = [row]
+                else:
+                    rows.append(row)
+        out = list(self.bias)
+        for value, rows in by_value.items():
+            out = [o + value * s for o, s in zip(out, map(sum, zip(*rows)))]
+        return out
+
+    def _train_scores(self, feats: Features) -> list[float]:
+        # Training keeps the one-by-one sum: the same order of additions, so retraining gives the same models.
         out = list(self.bias)
         k = len(out)
         weights = self.weights
@@ -63,7 +83,7 @@ class LinearModel:
             loss = 0.0
             for i in order:
                 feats, target, w = xs[i], index[ys[i]], sw[i]
-                probs = softmax(model.scores(feats))
+                probs = softmax(model._train_scores(feats))
                 loss -= math.log(max(probs[target], 1e-12)) * w
                 grad = [p * w for p in probs]
                 grad[target] -= w
