@@ -1,4 +1,9 @@
-"""Reads the NLU data (Rasa 3 format, intent-level metadata `lang`) and builds `nlu/nlu.yml` from nlu/train/."""
+"""Reads the NLU data (Rasa 3 format, intent-level metadata `lang`) and builds `nlu/nlu.yml` from nlu/train/.
+
+An example written entirely in another language than its block's (a Vietnamese worker typing "unsubscribe" or the
+romaji "konbanwa") carries that language as example-level metadata `text_lang` (the long form of Rasa 3:
+`- text: unsubscribe` / `metadata: {text_lang: en}`); see nlu/DATA.md.
+"""
 from __future__ import annotations
 
 import re
@@ -23,7 +28,13 @@ _ENTITY = re.compile(r"\[([^\]]*)\]\([^)]*\)|\[([^\]]*)\]\{[^}]*\}")
 class Example:
     text: str
     intent: str
-    lang: str | None
+    lang: str | None  # the worker's language (the block's `lang`)
+    text_lang: str | None = None  # the text's own language when it differs (example metadata `text_lang`)
+
+    @property
+    def language(self) -> str | None:
+        """The language the text is written in."""
+        return self.text_lang or self.lang
 
 
 def read_examples(path: Path) -> list[Example]:
@@ -37,21 +48,30 @@ def read_examples(path: Path) -> list[Example]:
         if "intent" not in block:
             continue
         lang = (block.get("metadata") or {}).get("lang")
-        for text in _example_lines(block.get("examples", "")):
-            out.append(Example(text, str(block["intent"]), lang))
+        for text, meta in _example_lines(block.get("examples", "")):
+            text_lang = meta.get("text_lang")
+            out.append(Example(text, str(block["intent"]), lang,
+                               str(text_lang) if text_lang and text_lang != lang else None))
     return out
 
 
-def _raw_lines(examples: object) -> list[str]:
-    if isinstance(examples, list):  # the long form: - text: ...
-        lines = [str(e["text"]) if isinstance(e, dict) else str(e) for e in examples]
+def _raw_examples(examples: object) -> list[tuple[str, dict]]:  # type: ignore[type-arg]
+    """(text, example metadata) of a block: the multi-line string form, or the long form `- text: ...`."""
+    if isinstance(examples, list):
+        pairs = [(str(e.get("text", "")), e.get("metadata") or {}) if isinstance(e, dict) else (str(e), {})
+                 for e in examples]
     else:
-        lines = [ln.strip()[2:] for ln in str(examples).splitlines() if ln.strip().startswith("- ")]
-    return [ln.strip() for ln in lines if ln.strip()]
+        pairs = [(ln.strip()[2:], {}) for ln in str(examples).splitlines() if ln.strip().startswith("- ")]
+    return [(text.strip(), meta if isinstance(meta, dict) else {}) for text, meta in pairs if text.strip()]
 
 
-def _example_lines(examples: object) -> list[str]:
-    return [_ENTITY.sub(lambda m: m.group(1) or m.group(2) or "", ln).strip() for ln in _raw_lines(examples)]
+def _raw_lines(examples: object) -> list[str]:
+    return [text for text, _ in _raw_examples(examples)]
+
+
+def _example_lines(examples: object) -> list[tuple[str, dict]]:  # type: ignore[type-arg]
+    return [(_ENTITY.sub(lambda m: m.group(1) or m.group(2) or "", text).strip(), meta)
+            for text, meta in _raw_examples(examples)]
 
 
 def build_nlu_yml(train_dir: Path = TRAIN_DIR) -> str:

@@ -1,7 +1,10 @@
 """Per-language accuracy of an `NluService` on a held-out file in Rasa format (`mirai nlu eval`).
 
 Language identification is measured two ways:
-- `lang`: the message alone, no hint (`detect_language`'s situation: a first message);
+- `lang`: the message alone, no hint (`detect_language`'s situation: a first message), against the language the
+  text is written in: the worker's (the file's) unless the example says otherwise (metadata `text_lang`: a
+  Vietnamese worker's "unsubscribe" is English, a Spanish-speaking worker's "konbanwa" Japanese; nlu/DATA.md);
+  None (unsure) is a miss;
 - `lang in conv.`: as in a conversation, the worker's language given as the hint: the answer must stay in it
   unless the message is clearly in another language (a Spanish-speaking worker typing "unsubscribe" or
   "arigatou" still gets Spanish);
@@ -43,7 +46,7 @@ def evaluate(service: NluService, examples: Iterable[Example]) -> dict[str, Lang
         s.seconds.append(time.perf_counter() - start)
         s.total += 1
         s.intent_ok += result.intent == e.intent
-        s.lang_ok += result.language == e.lang
+        s.lang_ok += result.language == e.language
         if e.lang in LANGUAGES:
             s.lang_conv_ok += service.embedded.identifier.resolve(e.text, e.lang) == e.lang
             other = LANGUAGES[(LANGUAGES.index(e.lang) + 1) % len(LANGUAGES)]

@@ -2,8 +2,10 @@
 
 Scripts decide what they can (Burmese letters are Burmese, kana is Japanese); Chinese characters without kana and
 all Latin-script messages (English, Tagalog, Indonesian, Portuguese, Spanish, Vietnamese with or without its
-accents, romanised Burmese) go to a character n-gram model trained on the NLU data, the bot's own texts in 9
-languages and the portal articles (`mirai nlu train`; shipped in nlu/models/langid.json.gz).
+accents, romanised Burmese, Japanese in romaji) go to a character n-gram model trained on the NLU data, the bot's
+own texts in 9 languages, the portal articles and short messages and romaji written for it (nlu/train/langid/;
+`mirai nlu train`; shipped in nlu/models/langid.json.gz). In a message with Chinese characters only those decide
+between Japanese and Chinese (the Latin words of "thank you 哦" say nothing about it).
 
 `detect_language(text)` returns None when unsure: the bot then asks the worker to choose.
 `resolve_language(text, hint)` is what a conversation uses: the worker's current language (the hint) is kept
@@ -17,17 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nlu.linear import LinearModel, load_json_gz
-from nlu.text import add_group, char_wb_ngrams, fold_latin, normalize, scripts, words
+from nlu.text import add_group, char_wb_ngrams, fold_latin, normalize, script_of, scripts, words
 
 MODEL_PATH = Path(__file__).resolve().parent / "models" / "langid.json.gz"
 LANGUAGES = ("ja", "en", "zh", "vi", "tl", "id", "my", "pt", "es")
 _HAN_LANGUAGES = ("ja", "zh")
 
 # Below this probability, a guess without a hint is "unsure" (None).
-MIN_CONFIDENCE = 0.5
+MIN_CONFIDENCE = 0.4
 MIN_LATIN_LETTERS = 3
 # With a hint, a Latin-script message switches language only on strong evidence (see resolve_language).
-SWITCH_CONFIDENCE = 0.9
+SWITCH_CONFIDENCE = 0.8
 HINT_KEEP_PROBABILITY = 0.05
 SWITCH_MIN_WORDS = 3
 
@@ -36,7 +38,7 @@ def langid_features(text: str) -> dict[str, float]:
     norm = normalize(text)
     feats: dict[str, float] = {}
     add_group(feats, ("c" + g for g in char_wb_ngrams(norm, 1, 4)), 1.0)
-    add_group(feats, ("w" + w for w in words(fold_latin(norm))), 0.7)
+    add_group(feats, ("w" + w for w in words(fold_latin(norm))), 1.0)
     return feats
 
 
@@ -65,9 +67,12 @@ class LanguageIdentifier:
             return LanguageGuess("my", 1.0, {"my": 1.0})
         if "kana" in found:
             return LanguageGuess("ja", 1.0, {"ja": 1.0})
-        ranking = self.model.ranking(langid_features(norm))
         if "han" in found:
-            ranking = [(lang, p) for lang, p in ranking if lang in _HAN_LANGUAGES]
+            # Japanese or Chinese: only the CJK characters tell; the Latin words in "thank you 哦" do not.
+            han = "".join(ch if script_of(ch) != "latn" else " " for ch in norm)
+            ranking = [(lang, p) for lang, p in self.model.ranking(langid_features(han)) if lang in _HAN_LANGUAGES]
+        else:
+            ranking = self.model.ranking(langid_features(norm))
         total = sum(p for _, p in ranking) or 1.0
         scores = {lang: p / total for lang, p in ranking}
         best = max(scores, key=scores.__getitem__)
@@ -96,10 +101,18 @@ class LanguageIdentifier:
             if hint in _HAN_LANGUAGES:  # kanji alone fit both Japanese and Chinese: keep the conversation's
                 return hint if guess.scores.get(hint, 0.0) >= HINT_KEEP_PROBABILITY else guess.language
             return guess.language
-        # Latin script: loanwords, romaji and English commands are typed in every language.
-        if (guess.confidence >= SWITCH_CONFIDENCE and guess.scores.get(hint, 0.0) < HINT_KEEP_PROBABILITY
+        # Latin script: loanwords, romaji and English commands are typed in every language. Romaji never switches
+        # to Japanese (a worker who types "nihongo de onegaishimasu" on a Latin keyboard reads no kana): the
+        # choice is among the languages written in Latin letters, and a switch needs strong evidence.
+        latin = {lang: p for lang, p in guess.scores.items() if lang not in _HAN_LANGUAGES}
+        total = sum(latin.values())
+        if not total:
+            return hint
+        best = max(latin, key=latin.__getitem__)
+        if (best != hint and latin[best] / total >= SWITCH_CONFIDENCE
+                and latin.get(hint, 0.0) / total < HINT_KEEP_PROBABILITY
                 and len(words(normalize(text))) >= SWITCH_MIN_WORDS):
-            return guess.language
+            return best
         return hint
 
 

@@ -9,6 +9,8 @@ import gzip
 import json
 import math
 import random
+from itertools import groupby
+from operator import itemgetter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -24,6 +26,19 @@ class LinearModel:
 
     # ----- inference -----------------------------------------------------------------------------
     def scores(self, feats: Features) -> list[float]:
+        """Bias plus the weighted sum of the features' rows. The features of a group share one value and follow
+        each other (nlu.text.add_group), so each run of one value has its rows summed column by column in C (zip,
+        sum) and multiplied once: a few hundred rows cost tens of microseconds, not a Python loop per weight."""
+        out = list(self.bias)
+        rows_of = map(self.weights.get, feats)
+        for value, run in groupby(zip(feats.values(), rows_of), key=itemgetter(0)):
+            rows = [row for _, row in run if row is not None]
+            if rows:
+                out = [o + value * s for o, s in zip(out, map(sum, zip(*rows)))]
+        return out
+
+    def _train_scores(self, feats: Features) -> list[float]:
+        # Training keeps the one-by-one sum: the same order of additions, so retraining gives the same models.
         out = list(self.bias)
         k = len(out)
         weights = self.weights
@@ -63,7 +78,7 @@ class LinearModel:
             loss = 0.0
             for i in order:
                 feats, target, w = xs[i], index[ys[i]], sw[i]
-                probs = softmax(model.scores(feats))
+                probs = softmax(model._train_scores(feats))
                 loss -= math.log(max(probs[target], 1e-12)) * w
                 grad = [p * w for p in probs]
                 grad[target] -= w

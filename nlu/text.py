@@ -15,8 +15,10 @@ _WORD = re.compile(r"[^\W_]+")
 _TRAILING_PUNCT = " .,!?;:。、！？…~〜-—'\"“”‘’()（）「」『』[]"
 
 
+@lru_cache(maxsize=1024)
 def normalize(text: str) -> str:
-    """NFKC, case-folded, without control or invisible characters, spaces collapsed."""
+    """NFKC, case-folded, without control or invisible characters, spaces collapsed (cached: the intent, danger
+    and language models each normalise the same message)."""
     text = unicodedata.normalize("NFKC", text or "")
     kept = []
     for ch in text:
@@ -80,8 +82,9 @@ def script_of(ch: str) -> str:
     return ""
 
 
-def scripts(text: str) -> set[str]:
-    return {s for s in map(script_of, text) if s}
+@lru_cache(maxsize=1024)
+def scripts(text: str) -> frozenset[str]:
+    return frozenset(s for s in map(script_of, text) if s)
 
 
 def intent_features(text: str) -> dict[str, float]:

@@ -4,12 +4,14 @@
 - danger.json.gz: the same examples plus everyday messages (nlu/train/ordinary/*.txt) as an 11th class, read by
   the danger detector for P(danger) (see nlu/embedded.py for how it combines with nlu/danger.yaml).
 - langid.json.gz: the language identifier, trained on the same examples plus the bot's texts in 9 languages
-  (bot/flows/*.yaml) and the portal articles (content/articles/*.md), cut into sentences.
+  (bot/flows/*.yaml), the portal articles (content/articles/*.md) cut into sentences, and short chat messages
+  and Japanese in romaji written for it (nlu/train/langid/<lang>[-what].txt).
 
 Training is deterministic (fixed seeds, sorted inputs) and takes about a minute in pure Python.
 """
 from __future__ import annotations
 
+import random
 import re
 import sys
 import time
@@ -23,12 +25,13 @@ from nlu.embedded import DANGER_MODEL, DEFAULT_DANGER_KEYWORD_THRESHOLD, DEFAULT
     LANGID_MODEL, MODELS_DIR, ORDINARY
 from nlu.langid import langid_features
 from nlu.linear import LinearModel, save_json_gz
-from nlu.text import intent_features
+from nlu.text import intent_features, key
 
 ROOT = Path(__file__).resolve().parent.parent
+LANGID_DIR = TRAIN_DIR / "langid"
 FLOW_FILES = ("ui", "self_diagnosis", "indicators", "residence_statuses", "keywords")
 INTENT_EPOCHS = 10
-LANGID_EPOCHS = 6
+LANGID_EPOCHS = 10
 
 Log = Callable[[str], None]
 
@@ -105,11 +108,76 @@ def language_corpus(root: Path = ROOT) -> list[tuple[str, str]]:
     return out
 
 
+def langid_messages(folder: Path = LANGID_DIR, generated: bool | None = None) -> list[tuple[str, str]]:
+    """(message, language) pairs of nlu/train/langid/<lang>.txt and <lang>-<anything>.txt, one message a line
+    (# starts a comment line); generated=True/False: only the files whose name ends in -generated, or the others."""
+    out: list[tuple[str, str]] = []
+    for path in sorted(folder.glob("*.txt")):
+        lang = path.stem.split("-")[0]
+        if lang not in LANGUAGES or (generated is not None and path.stem.endswith("-generated") != generated):
+            continue
+        out.extend((line.strip(), lang) for line in path.read_text(encoding="utf-8").splitlines()
+                   if line.strip() and not line.startswith("#"))
+    return out
+
+
+def text_languages(path: Path = LANGID_DIR / "text-lang.tsv") -> dict[str, str]:
+    """key(text) -> language of the training examples written entirely in another language than their file's."""
+    out: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip() and not line.startswith("#"):
+                lang, text = line.split("\t", 1)
+                out[key(text)] = lang.strip()
+    return out
+
+
+# Workers mix English into their own language ("let's start po", "thanks ya kak", "cancel nha"): such a message
+# is in the worker's language. Mixed examples of an English chat message and a short message of each other
+# Latin-script language teach the model that, MIXED_PER_LANGUAGE a language (deterministic).
+MIXED_PER_LANGUAGE = 200
+MIXED_LANGUAGES = ("vi", "tl", "id", "pt", "es")
+# Romaji generated from the Japanese texts (nlu/train/langid/ja-romaji-generated.txt) is plentiful and machine-cut:
+# it counts half as much as the texts written by hand.
+GENERATED_WEIGHT = 0.5
+
+
+def mixed_messages(messages: list[tuple[str, str]], per_language: int = MIXED_PER_LANGUAGE,
+                   seed: int = 29) -> list[tuple[str, str]]:
+    """English + another language's short message (either order), labelled with the other language, each with
+    its English message alone, labelled English."""
+    rng = random.Random(seed)
+    short = [t for t, lang in messages if lang == "en" and len(t.split()) <= 3]
+    out: list[tuple[str, str]] = []
+    for lang in MIXED_LANGUAGES:
+        native = [t for t, lang2 in messages if lang2 == lang and len(t.split()) <= 2]
+        if not short or not native:
+            continue
+        for _ in range(per_language):
+            english, own = rng.choice(short), rng.choice(native)
+            out.append((f"{english} {own}" if rng.random() < 0.7 else f"{own} {english}", lang))
+            out.append((english, "en"))  # and the English alone, so that its words stay English
+    return out
+
+
+def langid_training_set(examples: list[Example], corpus: list[tuple[str, str]]) -> list[tuple[str, str, float]]:
+    """(text, language, weight): the NLU examples (with their text's own language), the bot's texts and articles,
+    the short messages of nlu/train/langid/ and mixes of English with them."""
+    relabel = text_languages()
+    data = [(e.text, relabel.get(key(e.text), e.language), 1.0) for e in examples if e.lang]
+    data += [(t, lang, 1.0) for t, lang in corpus]
+    written = langid_messages(LANGID_DIR, generated=False)
+    data += [(t, lang, 1.0) for t, lang in written]
+    data += [(t, lang, GENERATED_WEIGHT) for t, lang in langid_messages(LANGID_DIR, generated=True)]
+    data += [(t, lang, 1.0) for t, lang in mixed_messages(written)]
+    return data
+
+
 def train_langid_model(examples: list[Example], corpus: list[tuple[str, str]],
                        epochs: int = LANGID_EPOCHS) -> LinearModel:
-    data = [(e.text, e.lang) for e in examples if e.lang] + corpus
-    return LinearModel.train([langid_features(t) for t, _ in data], [lang for _, lang in data],
-                             epochs=epochs, rate=0.5, l2=1e-4)
+    data = langid_training_set(examples, corpus)
+    return LinearModel.train([langid_features(t) for t, _, _ in data], [lang for _, lang, _ in data],
+                             epochs=epochs, rate=0.5, l2=1e-4, sample_weights=[w for _, _, w in data])
 
 
 # ----- the command -----------------------------------------------------------------------------------------------
@@ -134,7 +202,7 @@ def train_all(train_dir: Path = TRAIN_DIR, models_dir: Path = MODELS_DIR, log: L
     langid_path = models_dir / LANGID_MODEL.name
     save_json_gz(langid_path, langid.to_json())
     log(f"  language model: {langid_path} ({langid_path.stat().st_size // 1024} KiB, "
-        f"{len(examples) + len(corpus)} sentences)")
+        f"{len(langid_training_set(examples, corpus))} sentences)")
     log(f"done in {time.monotonic() - start:.0f} s")
     return {"intent": intent_path, "danger": danger_path, "langid": langid_path}
 

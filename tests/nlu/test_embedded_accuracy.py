@@ -32,12 +32,12 @@ def test_language_is_kept_or_recognised_in_a_conversation_at_least_97_percent(sc
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
-def test_language_of_a_message_alone_is_recognised(scores, lang):
-    """Without a hint (a first message). The held-out files label with the worker's language messages that are
-    plain English or romaji ("unsubscribe", "konbanwa" in the Spanish file), so 97 % is out of reach for
-    en/es/id/pt/tl/vi here; this guards the level reached (see the report of `mirai nlu eval nlu/test`)."""
+def test_language_of_a_message_alone_is_recognised_at_least_97_percent(scores, lang):
+    """Without a hint (a first message), against the language the text is written in: the worker's, except for
+    the examples written entirely in another language ("unsubscribe" or the romaji "konbanwa" in the Spanish
+    file), marked `text_lang` in nlu/test/ (listed in nlu/DATA.md). Unsure (None) counts as a miss."""
     s = scores[lang]
-    assert s.rate(s.lang_ok) >= 0.93, f"{lang}: {s.lang_ok}/{s.total}"
+    assert s.rate(s.lang_ok) >= 0.97, f"{lang}: {s.lang_ok}/{s.total}"
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
