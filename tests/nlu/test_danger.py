@@ -80,3 +80,24 @@ def test_in_a_conversation_an_everyday_help_me_goes_on_and_a_cry_for_help_reache
     to_the_menu(service, "w-hit")
     cry = say(service, "w-hit", "help me they are hitting me")
     assert cry[0].text == book.t("danger", "en", helplines=book.helpline_text("en"))
+
+
+BLIND_DIR = TEST_DIR.parent / "blind"
+
+
+def _blind(kind: str, lang: str) -> list[str]:
+    return [line.strip() for line in (BLIND_DIR / kind / f"{lang}.txt").read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+
+
+def test_on_the_blind_lists_the_detector_stays_at_the_level_measured_there():
+    """nlu/blind/ was written without seeing the detector or the other lists (see its README), so it shows how
+    the detector does on messages nobody tuned it for: far from perfect, and the figure to improve. Measured
+    2026-11-24: 215/270 caught (79.6 %), 20/540 ordinary messages flagged (3.7 %)."""
+    detector = default_embedded()
+    caught = sum(detector.is_danger(t) for lang in LANGUAGES for t in _blind("danger", lang))
+    flagged = sum(detector.is_danger(t) for lang in LANGUAGES for t in _blind("ordinary", lang))
+    assert sum(len(_blind("danger", lang)) for lang in LANGUAGES) == 270
+    assert sum(len(_blind("ordinary", lang)) for lang in LANGUAGES) == 540
+    assert caught >= 210, f"{caught}/270 caught"
+    assert flagged <= 24, f"{flagged}/540 flagged"
