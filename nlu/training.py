@@ -7,7 +7,7 @@
   (bot/flows/*.yaml), the portal articles (content/articles/*.md) cut into sentences, and short chat messages
   and Japanese in romaji written for it (nlu/train/langid/<lang>[-what].txt).
 
-Training is deterministic (fixed seeds, sorted inputs) and takes about a minute in pure Python.
+Training is deterministic (fixed seeds, sorted inputs) and takes about two minutes in pure Python.
 """
 from __future__ import annotations
 
