@@ -945,10 +945,11 @@ def _amount_answer(amount: Amount) -> dict[str, Any]:
 
 
 # The flow book never changes once loaded: what is derived from it is computed once per book.
-_DERIVED: dict[int, tuple[FlowBook, dict[tuple[str, str], tuple[frozenset[str], frozenset[str]]], AmountParser]] = {}
+_KeywordIndex = dict[tuple[str, str], tuple[frozenset[str], frozenset[str]]]
+_DERIVED: dict[int, tuple[FlowBook, _KeywordIndex, AmountParser, tuple[str, ...]]] = {}
 
 
-def _derived(book: FlowBook) -> tuple[dict[tuple[str, str], tuple[frozenset[str], frozenset[str]]], AmountParser]:
+def _derived(book: FlowBook) -> tuple[_KeywordIndex, AmountParser, tuple[str, ...]]:
     cached = _DERIVED.get(id(book))
     if cached is None or cached[0] is not book:
         index = {}
@@ -956,21 +957,15 @@ def _derived(book: FlowBook) -> tuple[dict[tuple[str, str], tuple[frozenset[str]
             for lang, words in (by_language or {}).items():
                 keys = frozenset(k for k in (key(str(w)) for w in words) if k)
                 index[(intent, lang)] = (keys, frozenset(_fold_latin(k) for k in keys))
-        cached = (book, index, AmountParser(book.currencies))
+        # A cry for help counts in whichever language it comes.
+        danger = tuple(str(p) for lang in LANGUAGES for p in book.keywords.get("danger", {}).get(lang, []))
+        cached = (book, index, AmountParser(book.currencies), danger)
         _DERIVED[id(book)] = cached
-    return cached[1], cached[2]
-
-
-_DANGER_PHRASES: dict[int, tuple[FlowBook, tuple[str, ...]]] = {}
+    return cached[1], cached[2], cached[3]
 
 
 def _danger_phrases(book: FlowBook) -> tuple[str, ...]:
-    """The danger phrases of all languages (a cry for help counts in whichever language it comes)."""
-    cached = _DANGER_PHRASES.get(id(book))
-    if cached is None or cached[0] is not book:
-        phrases = tuple(str(p) for lang in LANGUAGES for p in book.keywords.get("danger", {}).get(lang, []))
-        cached = _DANGER_PHRASES[id(book)] = (book, phrases)
-    return cached[1]
+    return _derived(book)[2]
 
 
 def _keyword_index(book: FlowBook) -> dict[tuple[str, str], tuple[frozenset[str], frozenset[str]]]:

@@ -275,10 +275,13 @@ class Dispatcher:
         now = self.clock()
         # The common case, a conversation's message accepted, is one UPDATE for all of them: loading each row
         # (and decrypting its payload) again only to change its status cost as much as sending it.
-        plain_sent = [row_id for row_id, _, source, result in outcomes
-                      if result.outcome is SendOutcome.SENT and source != "erasure"]
-        others = [(row_id, worker_id, result) for row_id, worker_id, source, result in outcomes
-                  if not (result.outcome is SendOutcome.SENT and source != "erasure")]
+        plain_sent: list[int] = []
+        others: list[tuple[int, int, SendResult]] = []
+        for row_id, worker_id, source, result in outcomes:
+            if result.outcome is SendOutcome.SENT and source != "erasure":
+                plain_sent.append(row_id)
+            else:
+                others.append((row_id, worker_id, result))
         with self.db.session() as s:
             if plain_sent:
                 s.execute(update(OutboxMessage).where(

@@ -98,17 +98,21 @@ def try_file_lock_beside(url: str, name: str) -> IO[str] | Literal[True] | None:
     """An exclusive lock on ``<database>.<name>.lock`` beside a SQLite file, for one process at a time: the open
     file to keep while it is held (the operating system releases it when the file closes or the process dies),
     None when another process holds it, and True when there is no file to lock beside (in memory)."""
-
     path = crypto.sqlite_path(url)
     if path is None:
         return True
-    handle = open(f"{path}.{name}.lock", "a+")  # noqa: SIM115 (the caller keeps it open while it holds the lock)
+    handle = open(_lock_file(path, name), "a+")  # noqa: SIM115 (the caller keeps it open while it holds the lock)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         handle.close()
         return None
     return handle
+
+
+def _lock_file(database: Path, name: str) -> str:
+    """Where the locks of one SQLite database live: beside it, as <database>.<name>.lock."""
+    return f"{database}.{name}.lock"
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -119,11 +123,11 @@ def as_utc(moment: datetime) -> datetime:
 @contextmanager
 def _migration_lock(url: str) -> Iterator[None]:
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if not path or path == ":memory:":
+        path = crypto.sqlite_path(url)
+        if path is None:
             yield
             return
-        with open(f"{path}.migrate.lock", "a+") as handle:
+        with open(_lock_file(path, "migrate"), "a+") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes or the process dies
             yield
         return
@@ -155,7 +159,7 @@ class SqliteWriterLock:
         self._depth = 0
         self._file: IO[str] | None = None
         if path is not None:
-            self._file = open(f"{path}.writer.lock", "a+")  # noqa: SIM115 (kept for the life of the process)
+            self._file = open(_lock_file(path, "writer"), "a+")  # noqa: SIM115 (kept for the life of the process)
 
     @classmethod
     def for_path(cls, path: Path | None) -> SqliteWriterLock:
