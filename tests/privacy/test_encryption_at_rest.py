@@ -13,7 +13,9 @@ from sqlalchemy import text
 
 from bot.privacy import rotate_keys
 from bot.service import ConversationService
-from bot.store.crypto import EncryptionKeyError, TOKEN_PREFIX
+from cryptography.fernet import Fernet
+
+from bot.store.crypto import GCM_PREFIX, TOKEN_PREFIX, EncryptionKeyError
 from bot.store.db import Database
 from tests.conftest import ROOT
 from tests.privacy.conftest import KEY_A, KEY_B, Clock, ServiceWorker, raw_database_bytes
@@ -43,12 +45,42 @@ def test_a_free_text_answer_is_not_in_the_database_file_but_the_app_shows_it(tmp
     for secret in (PASSPORT, DORM, "Tanaka", "Suzuki", "dormitory"):
         assert secret.encode() not in stored, f"{secret!r} is readable in the database file"
 
-    # What is there instead: Fernet tokens, in every column that can hold the worker's words.
+    # What is there instead: AES-GCM tokens, in every column that can hold the worker's words.
     with sqlite3.connect(tmp_path / "mirai.db") as plain:
         message = plain.execute("SELECT text, payload FROM message WHERE direction = 'in' ORDER BY id DESC").fetchone()
         answer = plain.execute("SELECT value, raw_text FROM answer WHERE question_id = 'Q12'").fetchone()
         state = plain.execute("SELECT state FROM conversation_state").fetchone()
-    assert all(v.startswith(TOKEN_PREFIX) for v in (*message, *answer, *state))
+    assert all(v.startswith(GCM_PREFIX) for v in (*message, *answer, *state))
+    assert len(set(message)) == 2, "each value has its own nonce"
+
+
+def test_a_database_written_by_the_fernet_version_still_reads_and_rotation_rewrites_it(tmp_path, book):
+    """Before AES-GCM, values were Fernet tokens: a server upgraded in place still shows those conversations,
+    and `mirai keys rotate` leaves no Fernet token behind."""
+    url = f"sqlite:///{tmp_path / 'mirai.db'}"
+    db = open_database(url, KEY_A)
+    service = ConversationService(db, book, clock=Clock())
+    ServiceWorker(service, "web-old").follow("en")
+    ServiceWorker(service, "web-old").say(PASSPORT)
+    old = Fernet(KEY_A)
+    with db.session() as s:  # what the earlier version wrote: the same values as Fernet tokens
+        for table, column in (("message", "text"), ("message", "payload"), ("conversation_state", "state")):
+            rows = s.execute(text(f"SELECT rowid, {column} FROM {table} WHERE {column} IS NOT NULL")).all()
+            for row_id, value in rows:
+                plain = db.keyring.decrypt(value)
+                s.execute(text(f"UPDATE {table} SET {column} = :v WHERE rowid = :i"),
+                          {"v": old.encrypt(plain.encode()).decode(), "i": row_id})
+    with sqlite3.connect(tmp_path / "mirai.db") as plain_db:
+        assert plain_db.execute("SELECT text FROM message WHERE direction = 'in' ORDER BY id DESC").fetchone()[0] \
+            .startswith(TOKEN_PREFIX)
+    assert PASSPORT in [m.get("text") for m in ConversationService(db, book).history("web", "web-old")]
+
+    rewritten = rotate_keys(db)
+    assert rewritten["message.text"] >= 2 and rewritten["conversation_state.state"] == 1
+    with sqlite3.connect(tmp_path / "mirai.db") as plain_db:
+        values = [v for (v,) in plain_db.execute("SELECT text FROM message UNION ALL SELECT state FROM conversation_state")]
+    assert values and all(v.startswith(GCM_PREFIX) for v in values)
+    assert PASSPORT in [m.get("text") for m in ConversationService(db, book).history("web", "web-old")]
 
 
 def test_the_inbox_transcript_shows_decrypted_text_on_both_databases(database, book):

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from alembic import context, op
 
-from bot.store.crypto import TOKEN_PREFIX, KeyRing, keyring_of
+from bot.store.crypto import KeyRing, is_token, keyring_of
 
 revision = '0005'
 down_revision = '0004'
@@ -70,7 +70,7 @@ def upgrade() -> None:
         if postgres and was_json:
             op.execute(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE TEXT USING {column}::text")
         _convert_rows(table, pk, column,
-                      lambda value: None if value.startswith(TOKEN_PREFIX) else keyring.encrypt(value))
+                      lambda value: None if is_token(value) else keyring.encrypt(value))
 
 
 def downgrade() -> None:
@@ -78,6 +78,6 @@ def downgrade() -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
     for table, pk, column, was_json in ENCRYPTED_COLUMNS:
         _convert_rows(table, pk, column,
-                      lambda value: keyring.decrypt(value) if value.startswith(TOKEN_PREFIX) else None)
+                      lambda value: keyring.decrypt(value) if is_token(value) else None)
         if postgres and was_json:
             op.execute(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE JSON USING {column}::json")
