@@ -93,10 +93,12 @@ class Bench:
         mirai = Path(sys.executable).parent / "mirai"
         subprocess.run([str(mirai), "migrate"], env=env, check=True, capture_output=True)
         self.log = open(self.log_path, "wb") if self.log_path else tempfile.TemporaryFile()
-        self.helper = None
-        if self.split:  # the deployment that uses both cores: web in one process, the pipeline in another
+        self.helpers: dict[str, subprocess.Popen[bytes]] = {}
+        if self.split:  # the deployment that uses both cores: web, stepping and sending in processes of their own
             env["RUN_WORKERS_IN_PROCESS"] = "false"
-            self.helper = subprocess.Popen([str(mirai), "dispatch"], env=env, stdout=self.log, stderr=subprocess.STDOUT)
+            for role in ("steps", "sends"):
+                self.helpers[f"dispatch --role {role}"] = subprocess.Popen(
+                    [str(mirai), "dispatch", "--role", role], env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self.process = subprocess.Popen([str(mirai), "serve"], env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -113,9 +115,9 @@ class Bench:
         if self.process is not None:
             self.process.terminate()
             self.process.wait(timeout=30)
-        if self.helper is not None:
-            self.helper.terminate()
-            self.helper.wait(timeout=30)
+        for helper in self.helpers.values():
+            helper.terminate()
+            helper.wait(timeout=30)
         self.fake.terminate()
         self.fake.wait(timeout=10)
 
@@ -154,8 +156,7 @@ class Bench:
 
     def _processes(self) -> dict[str, int]:
         found = {"mirai serve": self.process.pid}  # type: ignore[union-attr]
-        if self.helper is not None:
-            found["mirai dispatch"] = self.helper.pid
+        found.update({name: helper.pid for name, helper in self.helpers.items()})
         return {**found, "fake LINE": self.fake.pid, "bench client": os.getpid()}
 
     async def _run(self, name: str, bodies: list, rate: float | None = None, concurrency: int = 64) -> Phase:
@@ -244,7 +245,8 @@ async def run_one(database_url: str, label: str, args: argparse.Namespace, split
         await bench.closed_loop(200, 50, 8)  # warm-up: imports, connections, caches
         steady = await bench.open_loop(args.rate, args.seconds, args.workers)
         flat = await bench.closed_loop(int(args.rate * args.seconds), args.workers, args.concurrency)
-    how = "mirai serve + mirai dispatch (2 processes)" if split else "mirai serve (pipeline in-process)"
+    how = ("mirai serve + mirai dispatch --role steps + --role sends (3 processes)" if split
+           else "mirai serve (pipeline in-process)")
     print(f"{label}, {how}:")
     print(steady.report())
     print(flat.report(), flush=True)

@@ -100,12 +100,14 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
     processor = InboundProcessor(db, service, channels, outbox, utcnow)
     dispatcher = Dispatcher(db, channels, settings, utcnow)
 
+    steps, sends = args.role in ("all", "steps"), args.role in ("all", "sends")
+
     async def run() -> None:
         try:
             while True:
-                done = await processor.run_once() + await dispatcher.run_once()
+                done = (await processor.run_once() if steps else 0) + (await dispatcher.run_once() if sends else 0)
                 if not done:
-                    if args.until_empty and not dispatcher.pending_count():
+                    if args.until_empty and not (sends and dispatcher.pending_count()):
                         return
                     await asyncio.sleep(0.05)
         finally:
@@ -446,7 +448,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     dispatch = sub.add_parser("dispatch", help="step stored webhook events and send the outbox (no web server)")
-    dispatch.add_argument("--until-empty", action="store_true", help="exit when nothing is left to send")
+    dispatch.add_argument("--until-empty", action="store_true", help="exit when nothing is left to do")
+    dispatch.add_argument("--role", choices=["all", "steps", "sends"], default="all",
+                          help="steps: only step stored webhook events (one such process per SQLite database); "
+                               "sends: only send the outbox; all (default): both, in turn")
     dispatch.set_defaults(func=cmd_dispatch)
 
     scheduler = sub.add_parser("scheduler", help="run the scheduler alone: check-in nudges and campaigns "

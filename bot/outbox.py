@@ -78,9 +78,11 @@ class DispatchLocks:
 
     NAMESPACE = 7_301  # the first key of our advisory locks, so they never meet another application's
 
-    def __init__(self, db: Database, namespace: int | None = None) -> None:
+    def __init__(self, db: Database, namespace: int | None = None, file_name: str = "dispatch",
+                 who: str = "dispatcher is sending") -> None:
         self.db = db
         self.namespace = namespace if namespace is not None else self.NAMESPACE
+        self.file_name, self.who = file_name, who
         self._guard = threading.Lock()
         self._connection: Any = None
         self._file: Any = None
@@ -91,10 +93,10 @@ class DispatchLocks:
             return True
         if self._file is not None:
             return True
-        handle = try_file_lock_beside(self.db.url, "dispatch")
+        handle = try_file_lock_beside(self.db.url, self.file_name)
         if handle is None:
             if not self._told_waiting:
-                log.warning("another dispatcher is sending for this SQLite database; this one waits")
+                log.warning("another %s for this SQLite database; this one waits", self.who)
                 self._told_waiting = True
             return False
         self._file = handle

@@ -124,13 +124,16 @@ class InboundProcessor:
         self.clock = clock
         self.batch_size = batch_size
         self.transaction_size = transaction_size
-        self.locks = DispatchLocks(db, namespace=CONVERSATION_LOCKS)
+        self.locks = DispatchLocks(db, namespace=CONVERSATION_LOCKS, file_name="steps",
+                                   who="process is stepping webhook events")
 
     async def run_once(self) -> int:
+        if not self.db.is_postgres and not self.locks.may_dispatch():
+            return 0  # SQLite: one stepping process at a time, or two could take one worker's events out of order
         rows = await asyncio.to_thread(self._pending)
         if not rows:
             return 0
-        if not self.db.is_postgres:  # SQLite's single writer already keeps each worker's events in order
+        if not self.db.is_postgres:  # one process, in arrival order
             return await self._step_rows(rows)
         # Several processors may run (one per `mirai dispatch`): each takes a lock per conversation before
         # stepping it, then reads again, so one worker's events are never stepped out of order.

@@ -74,6 +74,7 @@ class ConversationService:
         states = repo.load_states([w.id for w in workers.values()])  # type: ignore[misc]
         seen = repo.received_event_ids([(t.channel, t.provider_event_id) for t in turns if t.provider_event_id])
         held = repo.held_by_counsellor([w.id for w in workers.values()])  # type: ignore[misc]
+        repo.preload_sheets([w.id for w in workers.values()])  # type: ignore[misc]
         replies: list[list[Outbound]] = []
         for turn in turns:
             if turn.provider_event_id and (turn.channel, turn.provider_event_id) in seen:

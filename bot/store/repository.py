@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -28,7 +28,9 @@ class ConversationRepository:
         # What this unit of work has already read or written, so that a batch of turns asks the database once
         # (and without flushing everything first) rather than at every answer.
         self._open_sheets: dict[int, DiagnosisSession | None] = {}
-        self._answers: dict[tuple[int, str], Answer | None] = {}
+        self._answer_ids: dict[tuple[int, str], int] = {}  # (sheet id, question) -> the stored answer's id
+        self._answers_known_for: set[int] = set()  # sheets whose answer ids are all in _answer_ids
+        self._answer_updates: list[tuple[int, dict[str, Any]]] = []  # (worker id, new values of a stored answer)
         self.new_messages: list[dict[str, Any]] = []
         self._new_answers: dict[tuple[int, str], tuple[DiagnosisSession, dict[str, Any]]] = {}
         self.new_outbox: list[dict[str, Any]] = []
@@ -148,6 +150,15 @@ class ConversationRepository:
         if self.new_messages:
             self.session.execute(insert(Message.__table__), self.new_messages)  # type: ignore[arg-type]
             self.new_messages = []
+        if self._answer_updates:
+            table = Answer.__table__
+            self.session.execute(
+                update(table).where(table.c.id == bindparam("answer_id"))  # type: ignore[attr-defined]
+                .values(value=bindparam("new_value", type_=table.c.value.type),  # type: ignore[attr-defined]
+                        raw_text=bindparam("new_raw", type_=table.c.raw_text.type),  # type: ignore[attr-defined]
+                        answered_at=bindparam("new_at", type_=table.c.answered_at.type)),  # type: ignore[attr-defined]
+                [values for _, values in self._answer_updates])
+            self._answer_updates = []
         if self._new_answers:
             self.session.flush()  # new sheets get their ids
             self.session.execute(insert(Answer.__table__), [  # type: ignore[arg-type]
@@ -163,7 +174,7 @@ class ConversationRepository:
         self.new_outbox = [o for o in self.new_outbox if o["worker_id"] != worker_id]
         self._new_answers = {k: v for k, v in self._new_answers.items() if v[0].worker_id != worker_id}
         self._open_sheets.pop(worker_id, None)
-        self._answers = {}
+        self._answer_updates = [u for u in self._answer_updates if u[0] != worker_id]
 
     def transcript(self, worker_id: int, limit: int = 200, after_id: int | None = None) -> list[Message]:
         query = select(Message).where(Message.worker_id == worker_id)
@@ -173,6 +184,29 @@ class ConversationRepository:
         return list(reversed(rows))
 
     # ----- the sheet -----------------------------------------------------------------------------------
+    def preload_sheets(self, worker_ids: list[int]) -> None:
+        """The open sheets of several workers and the ids of their stored answers, in two queries, for a batch
+        of turns (otherwise each answer would ask for its sheet and for an earlier answer one at a time)."""
+        wanted = [w for w in worker_ids if w not in self._open_sheets]
+        if not wanted:
+            return
+        with self.session.no_autoflush:
+            sheets = self.session.exec(select(DiagnosisSession).where(
+                DiagnosisSession.worker_id.in_(wanted),  # type: ignore[attr-defined]
+                DiagnosisSession.status == "in_progress").order_by(DiagnosisSession.id)).all()  # type: ignore[arg-type]
+            for worker_id in wanted:
+                self._open_sheets[worker_id] = None
+            for sheet in sheets:  # the latest open one wins, as in open_session
+                self._open_sheets[sheet.worker_id] = sheet
+            ids = [sheet.id for sheet in self._open_sheets.values() if sheet is not None and sheet.id is not None
+                   and sheet.id not in self._answers_known_for]
+            if ids:
+                for answer_id, sheet_id, question_id in self.session.exec(
+                        select(Answer.id, Answer.session_id, Answer.question_id)
+                        .where(Answer.session_id.in_(ids))).all():  # type: ignore[attr-defined]
+                    self._answer_ids[(sheet_id, question_id)] = answer_id
+                self._answers_known_for.update(ids)
+
     def open_session(self, worker: Worker) -> DiagnosisSession | None:
         if worker.id not in self._open_sheets:
             with self.session.no_autoflush:
@@ -205,18 +239,22 @@ class ConversationRepository:
             self._new_answers[fresh_key][1].update(value=value, raw_text=raw, answered_at=now)
             return
         if sheet.id is not None:
-            cache_key = (sheet.id, question_id)
-            if cache_key not in self._answers:
-                with self.session.no_autoflush:
-                    self._answers[cache_key] = self.session.exec(select(Answer).where(  # type: ignore[index]
-                        Answer.session_id == sheet.id, Answer.question_id == question_id)).first()
-            existing = self._answers[cache_key]  # type: ignore[index]
-            if existing:
-                existing.value, existing.raw_text, existing.answered_at = value, raw, now
-                self.session.add(existing)
+            answer_id = self._stored_answer_id(sheet.id, question_id)
+            if answer_id is not None:  # answered before (going back, or the sheet taken up again): overwritten
+                self._answer_updates.append((worker.id, {"answer_id": answer_id, "new_value": value,  # type: ignore[arg-type]
+                                                         "new_raw": raw, "new_at": now}))
                 return
         self._new_answers[fresh_key] = (sheet, {"question_id": question_id, "value": value, "raw_text": raw,
                                                 "answered_at": now})
+
+    def _stored_answer_id(self, sheet_id: int, question_id: str) -> int | None:
+        if sheet_id not in self._answers_known_for:
+            with self.session.no_autoflush:
+                for answer_id, found_question in self.session.exec(select(Answer.id, Answer.question_id).where(
+                        Answer.session_id == sheet_id)).all():
+                    self._answer_ids[(sheet_id, found_question)] = answer_id  # type: ignore[assignment]
+            self._answers_known_for.add(sheet_id)
+        return self._answer_ids.get((sheet_id, question_id))
 
     def complete_session(self, worker: Worker, level: str, indicators: list[str], findings: list[dict[str, Any]],
                          fee_jpy: int | None, now: datetime) -> DiagnosisResult:

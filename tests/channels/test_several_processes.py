@@ -136,3 +136,52 @@ def _wait_for(predicate, timeout: float) -> None:  # type: ignore[no-untyped-def
             return
         time.sleep(0.2)
     raise AssertionError("not settled in time")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_on_sqlite_steps_and_sends_run_in_processes_of_their_own(database, database_url, fakes, tmp_path):
+    """The shape that uses both cores of a small SQLite server: `mirai serve` takes the webhooks, one
+    `mirai dispatch --role steps` steps them, one `--role sends` sends. A second stepping process started by
+    mistake waits (two would take one worker's messages out of order); every webhook is answered once, in order."""
+    env = {**os.environ, "DATABASE_URL": database_url, "LINE_CHANNEL_SECRET": LINE_SECRET,
+           "LINE_CHANNEL_ACCESS_TOKEN": fakes.line.access_token, "LINE_API_BASE_URL": fakes.line.base_url,
+           "TELEGRAM_BOT_TOKEN": "", "MESSENGER_APP_SECRET": "", "RUN_WORKERS_IN_PROCESS": "false",
+           "LOG_LEVEL": "warning", "QUIET_HOURS": ""}
+    port = free_port()
+    log_path = tmp_path / "processes.log"
+    log = open(log_path, "wb")  # noqa: SIM115
+    api = subprocess.Popen([MIRAI, "serve", "--port", str(port)], env=env, cwd=tmp_path, stdout=log, stderr=log)
+    helpers = [subprocess.Popen([MIRAI, "dispatch", "--role", role], env=env, cwd=tmp_path, stdout=log, stderr=log)
+               for role in ("steps", "steps", "sends")]
+    users = [f"U{n:032x}" for n in range(1, 51)]
+    texts = ["hello", "1", "agree", "skip", "skip", "skip", "menu", "question 1", "question 2", "question 3"]
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}")
+        with ThreadPoolExecutor(8) as pool:
+            for text in texts:
+                bodies = [line_webhook([line_text_event(u, text, reply_token=fakes.line.issue_reply_token(u))],
+                                       LINE_SECRET) for u in users]
+                codes = list(pool.map(lambda b: httpx.post(f"http://127.0.0.1:{port}/webhooks/line", content=b[0],
+                                                           headers=b[1], timeout=30).status_code, bodies))
+                assert set(codes) == {200}
+        _wait_for(lambda: _settled(database), timeout=120)
+    finally:
+        for process in [api, *helpers]:
+            process.terminate()
+        for process in [api, *helpers]:
+            process.wait(timeout=30)
+        log.close()
+
+    assert "another process is stepping webhook events for this SQLite database; this one waits" in \
+        log_path.read_text()
+    with database.session() as s:
+        inbound = s.exec(select(Message).where(Message.direction == "in").order_by(Message.id)).all()
+        workers = {w.id: w.channel_user_id for w in s.exec(select(Worker))}
+    per_user: dict[str, list[str]] = {}
+    for message in inbound:
+        per_user.setdefault(workers[message.worker_id], []).append(message.text)
+    assert len(per_user) == len(users) and all(per_user[u] == texts for u in per_user), \
+        "every webhook stepped once, each conversation in the order it was written"
+    replies = Counter(call.json["replyToken"] for call in fakes.line.calls("/v2/bot/message/reply")
+                      if call.status == 200)
+    assert len(replies) == len(users) * len(texts) and set(replies.values()) == {1}, "each answered exactly once"

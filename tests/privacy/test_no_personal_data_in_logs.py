@@ -44,8 +44,16 @@ def test_conversations_on_line_and_telegram_leave_no_text_or_id_in_the_logs(serv
 def test_the_web_chat_user_id_in_a_query_string_is_not_in_the_access_log(served, caplog):  # type: ignore[no-untyped-def]
     caplog.set_level(logging.DEBUG)
     # What uvicorn writes for every request (TestClient has no uvicorn in between, so the line is written here as
-    # uvicorn's access logger would: same logger, same format, same arguments).
-    logging.getLogger("uvicorn.access").info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:50000", "GET",
-                                             "/api/webchat/history?user_id=web-2b7c9e41", "1.1", 200)
+    # uvicorn's access logger would: same logger, same format, same arguments). Caught at that logger itself, at
+    # INFO: uvicorn's own log configuration (a server started by an earlier test, at LOG_LEVEL=warning) stops it
+    # propagating to the root and raises its level.
+    caplog.set_level(logging.INFO, logger="uvicorn.access")
+    access = logging.getLogger("uvicorn.access")
+    access.addHandler(caplog.handler)
+    try:
+        access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:50000", "GET",
+                    "/api/webchat/history?user_id=web-2b7c9e41", "1.1", 200)
+    finally:
+        access.removeHandler(caplog.handler)
     logged = all_logged(caplog)
     assert "/api/webchat/history" in logged and "web-2b7c9e41" not in logged
