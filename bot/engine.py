@@ -139,10 +139,10 @@ class _Turn:
         if step_id == "employer_code":
             return OutboundKind.QUESTION, "employer_code", t("ask_employer_code"), [skip], None
         if step_id == "residence_status":
-            opts = [Option(id=r.id, label=r.label(self.lang)) for r in self.book.residence_statuses]
+            opts = _listed_options(self.book, "residence_status", self.lang)
             return OutboundKind.CHOICE, "residence_status", t("ask_residence_status"), [*opts, skip], None
         if step_id == "prefecture":
-            opts = [Option(id=p.id, label=p.label(self.lang)) for p in self.book.prefectures]
+            opts = _listed_options(self.book, "prefecture", self.lang)
             return OutboundKind.CHOICE, "prefecture", t("ask_prefecture"), [*opts, skip], None
         if step_id == "menu":
             return OutboundKind.CHOICE, "menu", t("menu"), self._menu_options(), None
@@ -428,8 +428,9 @@ class _Turn:
         n = parse_single_number(text, len(options))
         if n is not None:
             return options[n - 1].id
+        typed = key(text)
         for o in options:
-            if key(text) in (key(o.label), key(o.id)):
+            if typed in (key(o.label), key(o.id)):
                 return o.id
         return None
 
@@ -495,7 +496,7 @@ class _Turn:
         self._advance("employer_code")
 
     def _answer_residence(self, text: str | None, choice_ids: list[str]) -> None:
-        options = [Option(id=r.id, label=r.label(self.lang)) for r in self.book.residence_statuses]
+        options = _listed_options(self.book, "residence_status", self.lang)
         chosen = self._pick(text, choice_ids, [*options, Option(id="skip", label=self.t("option_skip"))])
         if chosen is None and text:
             for r in self.book.residence_statuses:
@@ -510,7 +511,7 @@ class _Turn:
             self._advance("residence_status")
 
     def _answer_prefecture(self, text: str | None, choice_ids: list[str]) -> None:
-        options = [Option(id=p.id, label=p.label(self.lang)) for p in self.book.prefectures]
+        options = _listed_options(self.book, "prefecture", self.lang)
         chosen = self._pick(text, choice_ids, [*options, Option(id="skip", label=self.t("option_skip"))])
         if chosen is None and text:
             k = key(text).replace("-", "").replace(" ", "")
@@ -947,6 +948,20 @@ def _amount_answer(amount: Amount) -> dict[str, Any]:
 # The flow book never changes once loaded: what is derived from it is computed once per book.
 _KeywordIndex = dict[tuple[str, str], tuple[frozenset[str], frozenset[str]]]
 _DERIVED: dict[int, tuple[FlowBook, _KeywordIndex, AmountParser, tuple[str, ...]]] = {}
+
+
+_LISTS: dict[tuple[int, str, str], tuple[FlowBook, list[Option]]] = {}
+
+
+def _listed_options(book: FlowBook, which: str, lang: str) -> list[Option]:
+    """The residence statuses or the 47 prefectures as options in one language, built once per book and language
+    (Options are never changed once made; callers copy the list before adding to it)."""
+    cached = _LISTS.get((id(book), which, lang))
+    if cached is None or cached[0] is not book:
+        items = book.residence_statuses if which == "residence_status" else book.prefectures
+        cached = (book, [Option(id=item.id, label=item.label(lang)) for item in items])
+        _LISTS[(id(book), which, lang)] = cached
+    return cached[1]
 
 
 def _derived(book: FlowBook) -> tuple[_KeywordIndex, AmountParser, tuple[str, ...]]:
