@@ -34,6 +34,7 @@ class _Waiting:
         self.stored = 0
         self.error: BaseException | None = None
         self.done = False
+        self.answered: asyncio.Future[None] | None = None  # for a webhook waiting in the event loop
 
 
 class InboundStore:
@@ -48,16 +49,57 @@ class InboundStore:
         self._queue: list[_Waiting] = []
         self._queue_lock = threading.Lock()
         self._writer = threading.Lock()
+        # The event loop's own queue: webhooks wait as futures, and one writer task at a time takes everything
+        # queued into one transaction in a thread (one thread hop per batch, not one per webhook).
+        self._loop_queues: dict[asyncio.AbstractEventLoop, list[_Waiting]] = {}
+        self._loop_writers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
+
+    @staticmethod
+    def _waiting(channel: str, events: list[ParsedEvent], now: datetime) -> _Waiting:
+        return _Waiting([dict(channel=channel, channel_user_id=e.user_id, provider_event_id=e.provider_event_id,
+                              event={"event": e.event.model_dump(mode="json") if e.event else None,
+                                     "local_calls": e.local_calls},
+                              reply_token=e.reply_token, reply_token_expires_at=e.reply_token_expires_at,
+                              status="pending", received_at=now) for e in events])
+
+    async def store_async(self, channel: str, events: list[ParsedEvent], now: datetime) -> int:
+        """``store`` for a webhook handler: returns once the events are committed, how many were new."""
+        if not events:
+            return 0
+        loop = asyncio.get_running_loop()
+        mine = self._waiting(channel, events, now)
+        mine.answered = loop.create_future()
+        self._loop_queues.setdefault(loop, []).append(mine)
+        writer = self._loop_writers.get(loop)
+        if writer is None or writer.done():
+            self._loop_writers[loop] = loop.create_task(self._write_queued(loop))
+        await asyncio.shield(mine.answered)  # a client hanging up does not cancel the others' commit
+        if mine.error is not None:
+            raise mine.error
+        return mine.stored
+
+    async def _write_queued(self, loop: asyncio.AbstractEventLoop) -> None:
+        queue = self._loop_queues[loop]
+        while queue:
+            batch, queue[:] = list(queue), []
+            try:
+                await asyncio.to_thread(self._write_in_turn, batch)
+            except BaseException as exc:  # noqa: BLE001 (every waiting webhook answers 500; the writer goes on)
+                for waiting in batch:
+                    waiting.error, waiting.stored = exc, 0
+            for waiting in batch:
+                if waiting.answered is not None and not waiting.answered.done():
+                    waiting.answered.set_result(None)
+
+    def _write_in_turn(self, batch: list[_Waiting]) -> None:
+        with self._writer:  # after or before a batch of the thread-side `store`, never at once
+            self._write(batch)
 
     def store(self, channel: str, events: list[ParsedEvent], now: datetime) -> int:
         """Returns how many of the events were new."""
         if not events:
             return 0
-        mine = _Waiting([dict(channel=channel, channel_user_id=e.user_id, provider_event_id=e.provider_event_id,
-                              event={"event": e.event.model_dump(mode="json") if e.event else None,
-                                     "local_calls": e.local_calls},
-                              reply_token=e.reply_token, reply_token_expires_at=e.reply_token_expires_at,
-                              status="pending", received_at=now) for e in events])
+        mine = self._waiting(channel, events, now)
         with self._queue_lock:
             self._queue.append(mine)
         with self._writer:  # whoever holds it writes everything queued so far, ours included or not yet
