@@ -31,6 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 LANGID_DIR = TRAIN_DIR / "langid"
 FLOW_FILES = ("ui", "self_diagnosis", "indicators", "residence_statuses", "keywords")
 INTENT_EPOCHS = 10
+# The intent model's settings, chosen by cross-validation on nlu/train/ (python -m nlu.crossval).
+INTENT_SETTINGS: dict = {"epochs": INTENT_EPOCHS, "rate": 0.5, "l2": 1e-4, "average_from": None,  # type: ignore[type-arg]
+                         "seeds": (13,), "features": "default"}
 LANGID_EPOCHS = 10
 
 Log = Callable[[str], None]
