@@ -81,6 +81,10 @@ class LinearModel:
         drop_rng = random.Random(seed + 1)
         keep_scale = 1.0 / (1.0 - dropout) if dropout else 1.0
         sw = sample_weights or [1.0] * len(xs)
+        if dropout:
+            # The features in a fixed order: which ones are dropped must not depend on the order a set of names came
+            # in (str hashes differ from one process to the next), or a retrain would not give the same model.
+            xs = [dict(sorted(x.items())) for x in xs]
         sums: dict[str, list[float]] = {}
         bias_sum = [0.0] * k
         averaged = 0
