@@ -16,7 +16,7 @@ import yaml
 
 from nlu.langid import LanguageIdentifier
 from nlu.linear import LinearModel, load_json_gz
-from nlu.text import fold_latin, intent_features, key
+from nlu.text import danger_features, fold_latin, intent_features, key
 
 NLU_DIR = Path(__file__).resolve().parent
 MODELS_DIR = NLU_DIR / "models"
@@ -220,7 +220,7 @@ class DangerDetector:
                    float(data.get("cue_threshold", DEFAULT_DANGER_KEYWORD_THRESHOLD)))
 
     def check(self, text: str, features: dict[str, float] | None = None) -> DangerResult:
-        p = dict(self.model.ranking(features or intent_features(text))).get(DANGER, 0.0)
+        p = dict(self.model.ranking(features or danger_features(text))).get(DANGER, 0.0)
         whole = Forms.of(text)
         form = self.lexicon.ordinary.remove_from(whole)
         strong = self.lexicon.strong.found_in(form)
@@ -259,9 +259,8 @@ class EmbeddedNlu:
                    DangerDetector.load(DangerLexicon.load(keywords_file=keywords_file), models_dir / DANGER_MODEL.name))
 
     def parse(self, text: str, language_hint: str | None = None) -> EmbeddedResult:
-        features = intent_features(text)
-        result = self.classifier.classify(text, features)
-        danger = self.danger.check(text, features)
+        result = self.classifier.classify(text, intent_features(text))
+        danger = self.danger.check(text, danger_features(text))
         language = self.identifier.resolve(text, language_hint)
         return EmbeddedResult(result.intent, result.confidence, language, danger.danger, result.ranking)
 

@@ -59,8 +59,14 @@ class LinearModel:
     @classmethod
     def train(cls, xs: Sequence[Features], ys: Sequence[str], *, epochs: int = 20, rate: float = 0.5,
               l2: float = 1e-4, seed: int = 13, sample_weights: Sequence[float] | None = None,
+              average_from: int | None = None, dropout: float = 0.0,
               progress: Callable[[int, float], None] | None = None) -> LinearModel:
-        """Adagrad SGD on the cross-entropy with L2, examples shuffled each epoch (deterministic seed)."""
+        """Adagrad SGD on the cross-entropy with L2, examples shuffled each epoch (deterministic seed).
+
+        average_from=e: the model returned is the mean of the weights at the end of epochs e+1..epochs (iterate
+        averaging: the last epoch's shuffle order weighs less on the result).
+        dropout=p: each time an example is seen, each of its features is left out with probability p (the others
+        scaled by 1/(1-p)), so that no single n-gram carries an intent alone (a regulariser like DIET's dropout)."""
         labels = sorted(set(ys))
         index = {label: j for j, label in enumerate(labels)}
         k = len(labels)
@@ -72,12 +78,24 @@ class LinearModel:
         g2_bias = [1e-8] * k
         order = list(range(len(xs)))
         rng = random.Random(seed)
+        drop_rng = random.Random(seed + 1)
+        keep_scale = 1.0 / (1.0 - dropout) if dropout else 1.0
         sw = sample_weights or [1.0] * len(xs)
+        if dropout:
+            # The features in a fixed order: which ones are dropped must not depend on the order a set of names came
+            # in (str hashes differ from one process to the next), or a retrain would not give the same model.
+            xs = [dict(sorted(x.items())) for x in xs]
+        sums: dict[str, list[float]] = {}
+        bias_sum = [0.0] * k
+        averaged = 0
         for epoch in range(epochs):
             rng.shuffle(order)
             loss = 0.0
             for i in order:
                 feats, target, w = xs[i], index[ys[i]], sw[i]
+                if dropout:
+                    rand = drop_rng.random
+                    feats = {name: value * keep_scale for name, value in feats.items() if rand() >= dropout}
                 probs = softmax(model._train_scores(feats))
                 loss -= math.log(max(probs[target], 1e-12)) * w
                 grad = [p * w for p in probs]
@@ -98,9 +116,36 @@ class LinearModel:
                         g = grad[j] * value + l2 * row[j]
                         acc[j] += g * g
                         row[j] -= rate * g / math.sqrt(acc[j])
+            if average_from is not None and epoch >= average_from:
+                for name, row in weights.items():
+                    total = sums.get(name)
+                    if total is None:
+                        sums[name] = list(row)
+                    else:
+                        sums[name] = [t + v for t, v in zip(total, row)]
+                bias_sum = [t + b for t, b in zip(bias_sum, bias)]
+                averaged += 1
             if progress:
                 progress(epoch + 1, loss / max(len(xs), 1))
+        if averaged:
+            model.weights = {name: [v / averaged for v in row] for name, row in sums.items()}
+            model.bias = [b / averaged for b in bias_sum]
         return model
+
+    @classmethod
+    def mean(cls, models: Sequence[LinearModel]) -> LinearModel:
+        """The model whose scores are the mean of the models' scores (same labels): bagging in one model."""
+        labels = models[0].labels
+        assert all(m.labels == labels for m in models)
+        n = len(models)
+        k = len(labels)
+        weights: dict[str, list[float]] = {}
+        for m in models:
+            for name, row in m.weights.items():
+                total = weights.get(name)
+                weights[name] = list(row) if total is None else [t + v for t, v in zip(total, row)]
+        bias = [sum(m.bias[j] for m in models) / n for j in range(k)]
+        return cls(labels, {name: [v / n for v in row] for name, row in weights.items()}, bias)
 
     # ----- storage -------------------------------------------------------------------------------
     def to_json(self, digits: int = 3) -> dict:  # type: ignore[type-arg]

@@ -87,8 +87,8 @@ def scripts(text: str) -> frozenset[str]:
     return frozenset(s for s in map(script_of, text) if s)
 
 
-def intent_features(text: str) -> dict[str, float]:
-    """Sparse, L2-normalised features of one message for the intent and danger models.
+def danger_features(text: str) -> dict[str, float]:
+    """Sparse, L2-normalised features of one message for the danger model.
 
     Latin accents are folded (workers often type without them), character n-grams of 1-4 inside words, whole
     words and word pairs (Burmese: syllables and syllable pairs); each group is normalised on its own so long and short messages weigh alike.
@@ -104,6 +104,49 @@ def intent_features(text: str) -> dict[str, float]:
         syllables = burmese_syllables(norm)
         add_group(feats, ("s" + s for s in syllables if s != " "), 0.7)
         add_group(feats, ("t" + a + b for a, b in zip(syllables, syllables[1:])), 0.5)
+    return feats
+
+
+# The intent model's "words" of Chinese characters or kana longer than this are left out: Japanese and Chinese
+# have no spaces, so such a "word" is mostly a whole sentence, a feature that only memorises its example (the
+# character n-grams carry these languages); likewise Burmese runs longer than MAX_BURMESE_WORD.
+MAX_CJK_WORD = 4
+MAX_BURMESE_WORD = 6
+ACCENTED_WORD_WEIGHT = 0.5
+
+
+def _short_enough(token: str) -> bool:
+    found = scripts(token)
+    if "han" in found or "kana" in found:
+        return len(token) <= MAX_CJK_WORD
+    if "mymr" in found:
+        return len(token) <= MAX_BURMESE_WORD
+    return True
+
+
+def intent_features(text: str) -> dict[str, float]:
+    """Sparse, L2-normalised features of one message for the intent model (chosen by cross-validation on
+    nlu/train/, `python -m nlu.crossval`).
+
+    Latin accents are folded (workers often type without them), character n-grams of 1-4 inside words, whole
+    words (long runs of Chinese characters, kana or Burmese left out) and word pairs, Burmese syllables and
+    syllable pairs, and the words with their accents when the message has any (Vietnamese tones tell words apart);
+    each group is normalised on its own so long and short messages weigh alike.
+    """
+    raw = normalize(text)
+    norm = fold_latin(raw)
+    grams = char_wb_ngrams(norm, 1, 4)
+    toks = [t for t in words(norm) if t.isascii() or _short_enough(t)]
+    feats: dict[str, float] = {}
+    add_group(feats, ("c" + g for g in grams), 1.0)
+    add_group(feats, ("w" + t for t in toks), 0.7)
+    add_group(feats, ("b" + a + " " + b for a, b in zip(toks, toks[1:])), 0.5)
+    if any("\u1000" <= ch <= "\u109f" for ch in norm):
+        syllables = burmese_syllables(norm)
+        add_group(feats, ("s" + s for s in syllables if s != " "), 0.7)
+        add_group(feats, ("t" + a + b for a, b in zip(syllables, syllables[1:])), 0.5)
+    if norm != raw:
+        add_group(feats, ("a" + t for t in words(raw)), ACCENTED_WORD_WEIGHT)
     return feats
 
 

@@ -33,3 +33,24 @@ def test_the_shipped_models_are_small_and_name_their_classes():
 def test_the_language_corpus_has_sentences_in_every_language():
     langs = {lang for _, lang in language_corpus()}
     assert langs == {"ja", "en", "zh", "vi", "tl", "id", "my", "pt", "es"}
+
+
+def test_the_intent_model_does_not_depend_on_the_process_hash_seed():
+    """Feature dropout draws for each feature in turn: that order must not follow a set's (str hashes vary by
+    process), or `mirai nlu train` would give another model in each run."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    script = ("import hashlib, json\nfrom nlu.data import TRAIN_DIR, read_examples\n"
+              "from nlu.training import train_intent_model\n"
+              "m = train_intent_model(read_examples(TRAIN_DIR / 'en.yml')[:150], epochs=2)\n"
+              "print(hashlib.md5(json.dumps(m.to_json(), sort_keys=True).encode()).hexdigest())")
+    digests = set()
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(root)}
+        digests.add(subprocess.run([sys.executable, "-c", script], env=env, cwd=root, capture_output=True,
+                                   text=True, check=True).stdout.strip())
+    assert len(digests) == 1
