@@ -214,14 +214,13 @@ class _Turn:
     def intent_of(self, text: str, intents: tuple[str, ...]) -> str | None:
         """The intent whose words make up the whole message: the worker's language first, then any language
         as long as only one intent matches (a Vietnamese worker may still type "yes")."""
-        index = _keyword_index(self.book)
-        forms = (key(text), loose_key(text))
-        own = [i for i in intents if _matches(forms, index.get((i, self.lang)))]
+        hits = _keyword_hits(self.book, key(text), loose_key(text))
+        own = [i for i in intents if (i, self.lang) in hits]
         if len(own) == 1:
             return own[0]
         if own:
             return None
-        other = {i for i in intents for lang in LANGUAGES if _matches(forms, index.get((i, lang)))}
+        other = {i for i, _ in hits if i in intents}
         return other.pop() if len(other) == 1 else None
 
     def is_danger(self, text: str) -> bool:
@@ -947,7 +946,8 @@ def _amount_answer(amount: Amount) -> dict[str, Any]:
 
 # The flow book never changes once loaded: what is derived from it is computed once per book.
 _KeywordIndex = dict[tuple[str, str], tuple[frozenset[str], frozenset[str]]]
-_DERIVED: dict[int, tuple[FlowBook, _KeywordIndex, AmountParser, tuple[str, ...]]] = {}
+_ReverseIndex = tuple[dict[str, set[tuple[str, str]]], dict[str, set[tuple[str, str]]]]
+_DERIVED: dict[int, tuple[FlowBook, _KeywordIndex, AmountParser, tuple[str, ...], _ReverseIndex]] = {}
 
 
 _LISTS: dict[tuple[int, str, str], tuple[FlowBook, list[Option]]] = {}
@@ -974,26 +974,35 @@ def _derived(book: FlowBook) -> tuple[_KeywordIndex, AmountParser, tuple[str, ..
                 index[(intent, lang)] = (keys, frozenset(_fold_latin(k) for k in keys))
         # A cry for help counts in whichever language it comes.
         danger = tuple(str(p) for lang in LANGUAGES for p in book.keywords.get("danger", {}).get(lang, []))
-        cached = (book, index, AmountParser(book.currencies), danger)
+        # The same words the other way round: a message's form -> the (intent, language) pairs it is a word of.
+        by_key: dict[str, set[tuple[str, str]]] = {}
+        by_folded: dict[str, set[tuple[str, str]]] = {}
+        for pair, (keys, folded) in index.items():
+            for k in keys:
+                by_key.setdefault(k, set()).add(pair)
+            for k in folded:
+                by_folded.setdefault(k, set()).add(pair)
+        cached = (book, index, AmountParser(book.currencies), danger, (by_key, by_folded))
         _DERIVED[id(book)] = cached
     return cached[1], cached[2], cached[3]
+
+
+def _keyword_hits(book: FlowBook, exact: str, loose: str) -> frozenset[tuple[str, str]] | set[tuple[str, str]]:
+    """The (intent, language) pairs that have the whole message among their words (case, width and, for the
+    loose form, Latin accents ignored): one lookup instead of a test per intent and language."""
+    if not exact:
+        return frozenset()
+    _derived(book)
+    by_key, by_folded = _DERIVED[id(book)][4]
+    return by_key.get(exact, set()) | by_folded.get(loose, set())
 
 
 def _danger_phrases(book: FlowBook) -> tuple[str, ...]:
     return _derived(book)[2]
 
 
-def _keyword_index(book: FlowBook) -> dict[tuple[str, str], tuple[frozenset[str], frozenset[str]]]:
-    return _derived(book)[0]
-
-
 def _amount_parser(book: FlowBook) -> AmountParser:
     return _derived(book)[1]
-
-
-def _matches(forms: tuple[str, str], words: tuple[frozenset[str], frozenset[str]] | None) -> bool:
-    """``matches_any`` against precomputed keyword forms: the whole message is one of the words."""
-    return bool(words) and bool(forms[0]) and (forms[0] in words[0] or forms[1] in words[1])  # type: ignore[index]
 
 
 def reaches_bot_while_counsellor_holds(state: ConversationState, event: InboundEvent, book: FlowBook) -> bool:
