@@ -94,25 +94,27 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
     from bot.office import OfficeHours
     from nlu.service import NluService
 
-    service = ConversationService(db, default_language=settings.default_language, outbox=outbox,
-                                  office_hours=OfficeHours.parse(settings.office_hours, settings.timezone),
-                                  nlu=NluService.from_settings(settings))
-    processor = InboundProcessor(db, service, channels, outbox, utcnow)
-    dispatcher = Dispatcher(db, channels, settings, utcnow)
-
     steps, sends = args.role in ("all", "steps"), args.role in ("all", "sends")
+    processor = None
+    if steps:  # a sending process needs neither the engine nor the NLU models (a sixth of a gigabyte)
+        service = ConversationService(db, default_language=settings.default_language, outbox=outbox,
+                                      office_hours=OfficeHours.parse(settings.office_hours, settings.timezone),
+                                      nlu=NluService.from_settings(settings))
+        processor = InboundProcessor(db, service, channels, outbox, utcnow)
+    dispatcher = Dispatcher(db, channels, settings, utcnow)
 
     async def run() -> None:
         try:
             while True:
-                done = (await processor.run_once() if steps else 0) + (await dispatcher.run_once() if sends else 0)
+                done = (await processor.run_once() if processor else 0) + (await dispatcher.run_once() if sends else 0)
                 if not done:
                     if args.until_empty and not (sends and dispatcher.pending_count()):
                         return
                     await asyncio.sleep(0.05)
         finally:
             await dispatcher.close()
-            processor.locks.close()
+            if processor:
+                processor.locks.close()
 
     asyncio.run(run())
     return 0
