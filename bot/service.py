@@ -117,15 +117,17 @@ class ConversationService:
         stored = states.get(worker.id)  # type: ignore[arg-type]
         state = (ConversationState.model_validate(stored.state) if stored
                  else ConversationState(language=worker.language))
+        learned: dict[str, Any] = {}  # what the service adds to the event before the engine reads it (one copy)
         if event.kind is InboundKind.TEXT and self.nlu is not None and event.text:
             understood = self.nlu.interpret(event.text, state.language if state.language_confirmed else None)
-            event = event.model_copy(update={
-                "intent": understood.intent, "intent_confidence": understood.confidence, "danger": understood.danger,
-                "detected_language": event.detected_language or understood.language})
-        if event.kind is InboundKind.TEXT and not state.language_confirmed and not event.detected_language:
-            event = event.model_copy(update={"detected_language": detect_language(event.text)})
+            learned.update(intent=understood.intent, intent_confidence=understood.confidence,
+                           danger=understood.danger, detected_language=event.detected_language or understood.language)
+        elif event.kind is InboundKind.TEXT and not state.language_confirmed and not event.detected_language:
+            learned["detected_language"] = detect_language(event.text)  # without the NLU (it guesses as well)
         if self.office_hours is not None and event.kind in (InboundKind.TEXT, InboundKind.CHOICE):
-            event = event.model_copy(update={"counsellor_hours": self.office_hours.for_worker(now)})
+            learned["counsellor_hours"] = self.office_hours.for_worker(now)
+        if learned:
+            event = event.model_copy(update=learned)
         repo.add_inbound(worker, event.kind.value, event.text or ",".join(event.choice_ids),
                          _inbound_payload(event), state.step, turn.provider_event_id, now)
         if held and not reaches_bot_while_counsellor_holds(state, event, self.book):
