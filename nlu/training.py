@@ -160,22 +160,25 @@ def mixed_messages(messages: list[tuple[str, str]], per_language: int = MIXED_PE
     return out
 
 
-def langid_training_set(examples: list[Example], corpus: list[tuple[str, str]]) -> list[tuple[str, str, float]]:
+def langid_training_set(examples: list[Example], corpus: list[tuple[str, str]],
+                        exclude: frozenset[str] = frozenset()) -> list[tuple[str, str, float]]:
     """(text, language, weight): the NLU examples (with their text's own language), the bot's texts and articles,
-    the short messages of nlu/train/langid/ and mixes of English with them."""
+    the short messages of nlu/train/langid/ and mixes of English with them. `exclude`: key()s of texts left out
+    everywhere, mixes included (cross-validation, nlu/train/langid/cv.py)."""
     relabel = text_languages()
     data = [(e.text, relabel.get(key(e.text), e.language), 1.0) for e in examples if e.lang]
     data += [(t, lang, 1.0) for t, lang in corpus]
-    written = langid_messages(LANGID_DIR, generated=False)
+    written = [(t, lang) for t, lang in langid_messages(LANGID_DIR, generated=False) if key(t) not in exclude]
     data += [(t, lang, 1.0) for t, lang in written]
     data += [(t, lang, GENERATED_WEIGHT) for t, lang in langid_messages(LANGID_DIR, generated=True)]
+    data = [d for d in data if key(d[0]) not in exclude]
     data += [(t, lang, 1.0) for t, lang in mixed_messages(written)]
     return data
 
 
 def train_langid_model(examples: list[Example], corpus: list[tuple[str, str]],
-                       epochs: int = LANGID_EPOCHS) -> LinearModel:
-    data = langid_training_set(examples, corpus)
+                       epochs: int = LANGID_EPOCHS, exclude: frozenset[str] = frozenset()) -> LinearModel:
+    data = langid_training_set(examples, corpus, exclude)
     return LinearModel.train([langid_features(t) for t, _, _ in data], [lang for _, lang, _ in data],
                              epochs=epochs, rate=0.5, l2=1e-4, sample_weights=[w for _, _, w in data])
 
