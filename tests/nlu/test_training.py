@@ -5,7 +5,7 @@ from nlu.data import TRAIN_DIR, read_examples
 from nlu.embedded import DANGER_MODEL, INTENT_MODEL, LANGID_MODEL
 from nlu.linear import LinearModel, load_json_gz, save_json_gz
 from nlu.text import intent_features
-from nlu.training import language_corpus, train_intent_model
+from nlu.training import average_models, language_corpus, train_intent_model
 
 
 def test_a_small_model_trains_quickly_and_round_trips_through_its_file(tmp_path):
@@ -20,6 +20,15 @@ def test_a_small_model_trains_quickly_and_round_trips_through_its_file(tmp_path)
     loaded = LinearModel.from_json(load_json_gz(tmp_path / "m.json.gz"))
     for text, intent in [("please stop sending messages", "stop"), ("thank you so much", "thanks")]:
         assert loaded.ranking(intent_features(text))[0][0] == intent
+
+
+def test_averaged_models_are_one_model_of_the_mean_weights():
+    a = LinearModel(["en", "es"], {"x": [1.0, -1.0], "y": [2.0, 0.0]}, [0.5, -0.5])
+    b = LinearModel(["en", "es"], {"x": [3.0, 1.0]}, [1.5, 0.5])
+    mean = average_models([a, b])
+    assert mean.labels == ["en", "es"]
+    assert mean.weights == {"x": [2.0, 0.0], "y": [1.0, 0.0]}  # a feature one model lacks counts 0 there
+    assert mean.bias == [1.0, 0.0]
 
 
 def test_the_shipped_models_are_small_and_name_their_classes():

@@ -9,7 +9,7 @@ texts excluded everywhere (also from the English + other-language mixes), and th
 as `mirai nlu eval` does: `lang` = no hint against the text's own language (None is a miss), `conv` = the worker's
 language as the hint, `switch` = the next language as the hint. Rows are the worker's language, as in the eval.
 "yml" columns count only the nlu/train/<lang>.yml examples (the closest kind to the held-out set).
-About 100 s of training per fold; folds run in --jobs processes.
+About 200 s of training per fold (two trainings, nlu.training.LANGID_SEEDS); folds run in --jobs processes.
 """
 from __future__ import annotations
 
