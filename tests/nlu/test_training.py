@@ -22,6 +22,15 @@ def test_a_small_model_trains_quickly_and_round_trips_through_its_file(tmp_path)
         assert loaded.ranking(intent_features(text))[0][0] == intent
 
 
+def test_averaged_models_are_one_model_of_the_mean_weights():
+    a = LinearModel(["en", "es"], {"x": [1.0, -1.0], "y": [2.0, 0.0]}, [0.5, -0.5])
+    b = LinearModel(["en", "es"], {"x": [3.0, 1.0]}, [1.5, 0.5])
+    mean = LinearModel.mean([a, b])
+    assert mean.labels == ["en", "es"]
+    assert mean.weights == {"x": [2.0, 0.0], "y": [1.0, 0.0]}  # a feature one model lacks counts 0 there
+    assert mean.bias == [1.0, 0.0]
+
+
 def test_the_shipped_models_are_small_and_name_their_classes():
     for path in (INTENT_MODEL, DANGER_MODEL, LANGID_MODEL):
         assert path.stat().st_size < 3 * 1024 * 1024, path
