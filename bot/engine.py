@@ -338,6 +338,8 @@ class _Turn:
         return "reask_choice" if step_id != "employer_code" else "employer_code_invalid"
 
     def _reask_answer(self) -> None:
+        if self._command_in_own_words():
+            return
         text_id = self._reask_text_id()
         if text_id == "reask_amount":
             self.reask(text_id, example=self.t("amount_example"))
@@ -650,6 +652,20 @@ class _Turn:
         question for the portal articles."""
         if not self._act_on_intent():
             self._search_articles(text)
+
+    def _command_in_own_words(self) -> bool:
+        """A message that is no answer to the question, but that the NLU is sure asks for a person, to stop, for
+        help, for another language or to delete their data: that is done instead of asking the question again
+        (at the privacy notice, "I want to talk to someone" must not get the notice once more)."""
+        event = self.event
+        if event is None or event.kind is not InboundKind.TEXT or (event.intent_confidence or 0) < INTENT_CONFIDENCE:
+            return False
+        command = {"talk_to_person": "talk_to_person", "stop": "stop", "help": "help",
+                   "change_language": "change_language", "delete_my_data": "delete_data"}.get(event.intent or "")
+        if command is None:
+            return False
+        self._command(command)
+        return True
 
     def _act_on_intent(self) -> bool:
         """Acts on what the NLU understood, when it is sure and the bot is not waiting for an answer to a question

@@ -75,3 +75,21 @@ def test_rasa_killed_mid_conversation_the_embedded_classifier_answers_in_time(tm
         assert nlu.interpret(STOP, "en").backend == "embedded-fallback"
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("lang, person, stop", [
+    ("pt", "quero falar com alguém", "pare de me mandar mensagens"),
+    ("en", "I want to talk to a person", "please stop sending me messages"),
+])
+def test_at_the_privacy_notice_a_worker_asking_for_someone_or_to_stop_is_heard(tmp_path, book, lang, person, stop):
+    """Before consenting, a worker writes in their own words that they want a person, or want no more messages:
+    the bot does that rather than showing the privacy notice again."""
+    service = conversation(tmp_path, NluService("embedded"))
+    service.handle("web", "w-new", InboundEvent(kind=InboundKind.FOLLOW, language_hint=lang, language_chosen=True))
+    asked = say(service, "w-new", person)
+    assert asked[0].text == book.t("handoff_recorded", lang)
+    assert asked[-1].question == "consent", "and the notice is still open for when they are ready"
+    stopped = say(service, "w-new", stop)
+    assert [o.text for o in stopped] == [book.t("stopped", lang)]
+    nonsense = say(service, "w-new", "hello")
+    assert nonsense[-1].question == "consent", "the notice is still waiting for an answer"
