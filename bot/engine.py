@@ -961,11 +961,8 @@ def _amount_answer(amount: Amount) -> dict[str, Any]:
 
 
 # The flow book never changes once loaded: what is derived from it is computed once per book.
-_KeywordIndex = dict[tuple[str, str], tuple[frozenset[str], frozenset[str]]]
-_ReverseIndex = tuple[dict[str, set[tuple[str, str]]], dict[str, set[tuple[str, str]]]]
-_DERIVED: dict[int, tuple[FlowBook, _KeywordIndex, AmountParser, tuple[str, ...], _ReverseIndex]] = {}
-
-
+_Pairs = dict[str, set[tuple[str, str]]]  # a message's form -> the (intent, language) pairs it is a word of
+_DERIVED: dict[int, tuple[FlowBook, AmountParser, tuple[str, ...], _Pairs, _Pairs]] = {}
 _LISTS: dict[tuple[int, str, str], tuple[FlowBook, list[Option]]] = {}
 
 
@@ -980,36 +977,31 @@ def _listed_options(book: FlowBook, which: str, lang: str) -> list[Option]:
     return cached[1]
 
 
-def _derived(book: FlowBook) -> tuple[_KeywordIndex, AmountParser, tuple[str, ...]]:
+def _derived(book: FlowBook) -> tuple[FlowBook, AmountParser, tuple[str, ...], _Pairs, _Pairs]:
     cached = _DERIVED.get(id(book))
     if cached is None or cached[0] is not book:
-        index = {}
+        # The keywords the other way round: each word's form (exact, and with Latin accents folded) -> its pairs.
+        by_key: _Pairs = {}
+        by_folded: _Pairs = {}
         for intent, by_language in book.keywords.items():
             for lang, words in (by_language or {}).items():
-                keys = frozenset(k for k in (key(str(w)) for w in words) if k)
-                index[(intent, lang)] = (keys, frozenset(_fold_latin(k) for k in keys))
+                for k in (key(str(w)) for w in words):
+                    if k:
+                        by_key.setdefault(k, set()).add((intent, lang))
+                        by_folded.setdefault(_fold_latin(k), set()).add((intent, lang))
         # A cry for help counts in whichever language it comes.
         danger = tuple(str(p) for lang in LANGUAGES for p in book.keywords.get("danger", {}).get(lang, []))
-        # The same words the other way round: a message's form -> the (intent, language) pairs it is a word of.
-        by_key: dict[str, set[tuple[str, str]]] = {}
-        by_folded: dict[str, set[tuple[str, str]]] = {}
-        for pair, (keys, folded) in index.items():
-            for k in keys:
-                by_key.setdefault(k, set()).add(pair)
-            for k in folded:
-                by_folded.setdefault(k, set()).add(pair)
-        cached = (book, index, AmountParser(book.currencies), danger, (by_key, by_folded))
+        cached = (book, AmountParser(book.currencies), danger, by_key, by_folded)
         _DERIVED[id(book)] = cached
-    return cached[1], cached[2], cached[3]
+    return cached
 
 
-def _keyword_hits(book: FlowBook, exact: str, loose: str) -> frozenset[tuple[str, str]] | set[tuple[str, str]]:
+def _keyword_hits(book: FlowBook, exact: str, loose: str) -> set[tuple[str, str]]:
     """The (intent, language) pairs that have the whole message among their words (case, width and, for the
     loose form, Latin accents ignored): one lookup instead of a test per intent and language."""
     if not exact:
-        return frozenset()
-    _derived(book)
-    by_key, by_folded = _DERIVED[id(book)][4]
+        return set()
+    _, _, _, by_key, by_folded = _derived(book)
     return by_key.get(exact, set()) | by_folded.get(loose, set())
 
 

@@ -27,48 +27,39 @@ log = logging.getLogger("mirai.pipeline")
 
 
 class _Waiting:
-    """One webhook's rows, waiting to be written with those of other webhooks arriving at the same moment."""
+    """One webhook's rows, waiting (as a future in the event loop) to be written with those of other webhooks
+    arriving at the same moment."""
 
-    def __init__(self, rows: list[dict[str, Any]]) -> None:
+    def __init__(self, rows: list[dict[str, Any]], answered: asyncio.Future[None]) -> None:
         self.rows = rows
+        self.answered = answered
         self.stored = 0
         self.error: BaseException | None = None
-        self.done = False
-        self.answered: asyncio.Future[None] | None = None  # for a webhook waiting in the event loop
 
 
 class InboundStore:
     """The webhook side: store verified events, dropping the ones already seen.
 
-    Group commit: webhooks that arrive while a write is under way are written together in the next one
-    transaction, so a burst costs a few commits, not one each; every caller still returns only after its
-    own rows are committed (the provider gets its 200 for stored events only)."""
+    Group commit: webhooks that arrive while a write is under way wait as futures in the event loop, and one
+    writer task at a time takes everything queued into the next transaction, in a thread (one thread hop per
+    batch, not one per webhook); every caller still returns only after its own rows are committed (the provider
+    gets its 200 for stored events only)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._queue: list[_Waiting] = []
-        self._queue_lock = threading.Lock()
-        self._writer = threading.Lock()
-        # The event loop's own queue: webhooks wait as futures, and one writer task at a time takes everything
-        # queued into one transaction in a thread (one thread hop per batch, not one per webhook).
         self._loop_queues: dict[asyncio.AbstractEventLoop, list[_Waiting]] = {}
         self._loop_writers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
 
-    @staticmethod
-    def _waiting(channel: str, events: list[ParsedEvent], now: datetime) -> _Waiting:
-        return _Waiting([dict(channel=channel, channel_user_id=e.user_id, provider_event_id=e.provider_event_id,
-                              event={"event": e.event.model_dump(mode="json") if e.event else None,
-                                     "local_calls": e.local_calls},
-                              reply_token=e.reply_token, reply_token_expires_at=e.reply_token_expires_at,
-                              status="pending", received_at=now) for e in events])
-
-    async def store_async(self, channel: str, events: list[ParsedEvent], now: datetime) -> int:
-        """``store`` for a webhook handler: returns once the events are committed, how many were new."""
+    async def store(self, channel: str, events: list[ParsedEvent], now: datetime) -> int:
+        """Returns once the events are committed: how many of them were new."""
         if not events:
             return 0
         loop = asyncio.get_running_loop()
-        mine = self._waiting(channel, events, now)
-        mine.answered = loop.create_future()
+        mine = _Waiting([dict(channel=channel, channel_user_id=e.user_id, provider_event_id=e.provider_event_id,
+                              event={"event": e.event.model_dump(mode="json") if e.event else None,
+                                     "local_calls": e.local_calls},
+                              reply_token=e.reply_token, reply_token_expires_at=e.reply_token_expires_at,
+                              status="pending", received_at=now) for e in events], loop.create_future())
         self._loop_queues.setdefault(loop, []).append(mine)
         writer = self._loop_writers.get(loop)
         if writer is None or writer.done():
@@ -83,33 +74,13 @@ class InboundStore:
         while queue:
             batch, queue[:] = list(queue), []
             try:
-                await asyncio.to_thread(self._write_in_turn, batch)
+                await asyncio.to_thread(self._write, batch)
             except BaseException as exc:  # noqa: BLE001 (every waiting webhook answers 500; the writer goes on)
                 for waiting in batch:
                     waiting.error, waiting.stored = exc, 0
             for waiting in batch:
-                if waiting.answered is not None and not waiting.answered.done():
+                if not waiting.answered.done():
                     waiting.answered.set_result(None)
-
-    def _write_in_turn(self, batch: list[_Waiting]) -> None:
-        with self._writer:  # after or before a batch of the thread-side `store`, never at once
-            self._write(batch)
-
-    def store(self, channel: str, events: list[ParsedEvent], now: datetime) -> int:
-        """Returns how many of the events were new."""
-        if not events:
-            return 0
-        mine = self._waiting(channel, events, now)
-        with self._queue_lock:
-            self._queue.append(mine)
-        with self._writer:  # whoever holds it writes everything queued so far, ours included or not yet
-            if not mine.done:
-                with self._queue_lock:
-                    batch, self._queue = self._queue, []
-                self._write(batch)
-        if mine.error is not None:
-            raise mine.error
-        return mine.stored
 
     def _write(self, batch: list[_Waiting]) -> None:
         try:
@@ -132,9 +103,6 @@ class InboundStore:
         except BaseException as exc:  # noqa: BLE001 (handed to every waiting webhook: each answers 500)
             for waiting in batch:
                 waiting.error, waiting.stored = exc, 0
-        finally:
-            for waiting in batch:
-                waiting.done = True
 
     @staticmethod
     def _already_stored(conn: Connection, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:

@@ -94,17 +94,7 @@ def danger_features(text: str) -> dict[str, float]:
     words and word pairs (Burmese: syllables and syllable pairs); each group is normalised on its own so long and short messages weigh alike.
     """
     norm = fold_latin(normalize(text))
-    grams = char_wb_ngrams(norm, 1, 4)
-    toks = words(norm)
-    feats: dict[str, float] = {}
-    add_group(feats, ("c" + g for g in grams), 1.0)
-    add_group(feats, ("w" + t for t in toks), 0.7)
-    add_group(feats, ("b" + a + " " + b for a, b in zip(toks, toks[1:])), 0.5)
-    if any("\u1000" <= ch <= "\u109f" for ch in norm):
-        syllables = burmese_syllables(norm)
-        add_group(feats, ("s" + s for s in syllables if s != " "), 0.7)
-        add_group(feats, ("t" + a + b for a, b in zip(syllables, syllables[1:])), 0.5)
-    return feats
+    return _word_and_gram_groups(norm, words(norm))
 
 
 # The intent model's "words" of Chinese characters or kana longer than this are left out: Japanese and Chinese
@@ -135,18 +125,23 @@ def intent_features(text: str) -> dict[str, float]:
     """
     raw = normalize(text)
     norm = fold_latin(raw)
-    grams = char_wb_ngrams(norm, 1, 4)
-    toks = [t for t in words(norm) if t.isascii() or _short_enough(t)]
+    feats = _word_and_gram_groups(norm, [t for t in words(norm) if t.isascii() or _short_enough(t)])
+    if norm != raw:
+        add_group(feats, ("a" + t for t in words(raw)), ACCENTED_WORD_WEIGHT)
+    return feats
+
+
+def _word_and_gram_groups(norm: str, toks: list[str]) -> dict[str, float]:
+    """The groups both models share: character n-grams of 1-4 inside words, the words and word pairs, and
+    Burmese syllables and syllable pairs."""
     feats: dict[str, float] = {}
-    add_group(feats, ("c" + g for g in grams), 1.0)
+    add_group(feats, ("c" + g for g in char_wb_ngrams(norm, 1, 4)), 1.0)
     add_group(feats, ("w" + t for t in toks), 0.7)
     add_group(feats, ("b" + a + " " + b for a, b in zip(toks, toks[1:])), 0.5)
     if any("\u1000" <= ch <= "\u109f" for ch in norm):
         syllables = burmese_syllables(norm)
         add_group(feats, ("s" + s for s in syllables if s != " "), 0.7)
         add_group(feats, ("t" + a + b for a, b in zip(syllables, syllables[1:])), 0.5)
-    if norm != raw:
-        add_group(feats, ("a" + t for t in words(raw)), ACCENTED_WORD_WEIGHT)
     return feats
 
 

@@ -29,7 +29,7 @@ async def receive(name: str, request: Request) -> JSONResponse:
     except WebhookRejected as rejected:
         count_webhook(request, name, f"rejected_{rejected.status_code}")
         return JSONResponse(status_code=rejected.status_code, content={"detail": rejected.reason})
-    stored = await ctx.inbound.store_async(name, events, now)
+    stored = await ctx.inbound.store(name, events, now)
     count_webhook(request, name, "stored" if stored else ("duplicate" if events else "empty"))
     if stored and ctx.pipeline is not None:
         ctx.pipeline.wake()

@@ -198,14 +198,20 @@ class ConversationRepository:
                 self._open_sheets[worker_id] = None
             for sheet in sheets:  # the latest open one wins, as in open_session
                 self._open_sheets[sheet.worker_id] = sheet
-            ids = [sheet.id for sheet in self._open_sheets.values() if sheet is not None and sheet.id is not None
-                   and sheet.id not in self._answers_known_for]
-            if ids:
-                for answer_id, sheet_id, question_id in self.session.exec(
-                        select(Answer.id, Answer.session_id, Answer.question_id)
-                        .where(Answer.session_id.in_(ids))).all():  # type: ignore[attr-defined]
-                    self._answer_ids[(sheet_id, question_id)] = answer_id
-                self._answers_known_for.update(ids)
+        self._load_answer_ids([sheet.id for sheet in self._open_sheets.values()
+                                if sheet is not None and sheet.id is not None])
+
+    def _load_answer_ids(self, sheet_ids: list[int]) -> None:
+        """The ids of the stored answers of these sheets (those not read yet), in one query."""
+        ids = [i for i in sheet_ids if i not in self._answers_known_for]
+        if not ids:
+            return
+        with self.session.no_autoflush:
+            for answer_id, sheet_id, question_id in self.session.exec(
+                    select(Answer.id, Answer.session_id, Answer.question_id)
+                    .where(Answer.session_id.in_(ids))).all():  # type: ignore[attr-defined]
+                self._answer_ids[(sheet_id, question_id)] = answer_id  # type: ignore[index]
+        self._answers_known_for.update(ids)
 
     def open_session(self, worker: Worker) -> DiagnosisSession | None:
         if worker.id not in self._open_sheets:
@@ -248,12 +254,7 @@ class ConversationRepository:
                                                 "answered_at": now})
 
     def _stored_answer_id(self, sheet_id: int, question_id: str) -> int | None:
-        if sheet_id not in self._answers_known_for:
-            with self.session.no_autoflush:
-                for answer_id, found_question in self.session.exec(select(Answer.id, Answer.question_id).where(
-                        Answer.session_id == sheet_id)).all():
-                    self._answer_ids[(sheet_id, found_question)] = answer_id  # type: ignore[assignment]
-            self._answers_known_for.add(sheet_id)
+        self._load_answer_ids([sheet_id])
         return self._answer_ids.get((sheet_id, question_id))
 
     def complete_session(self, worker: Worker, level: str, indicators: list[str], findings: list[dict[str, Any]],

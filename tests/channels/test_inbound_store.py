@@ -33,7 +33,7 @@ def test_a_burst_of_webhooks_shares_transactions_and_each_answer_follows_its_com
     committed_before_answer: list[bool] = []
 
     async def webhook(n: int) -> int:
-        stored = await store.store_async("line", [_text(f"U{n % 10:032x}", f"evt-{n}", f"message {n}")], NOW)
+        stored = await store.store("line", [_text(f"U{n % 10:032x}", f"evt-{n}", f"message {n}")], NOW)
         with database.session() as s:  # what the provider's 200 promises: the event is in the database
             committed_before_answer.append(
                 s.exec(select(InboundQueue.id).where(InboundQueue.provider_event_id == f"evt-{n}")).first()
@@ -41,7 +41,7 @@ def test_a_burst_of_webhooks_shares_transactions_and_each_answer_follows_its_com
         return stored
 
     async def burst() -> list[int]:
-        redelivered = store.store_async("line", [_text("U0", "evt-7", "message 7")], NOW)
+        redelivered = store.store("line", [_text("U0", "evt-7", "message 7")], NOW)
         return await asyncio.gather(*(webhook(n) for n in range(60)), redelivered)
 
     results = asyncio.run(burst())
@@ -64,7 +64,7 @@ def test_when_the_database_fails_every_waiting_webhook_gets_the_error_and_the_ne
     event.listen(database.engine, "before_cursor_execute", fail_while_broken)
 
     async def burst(prefix: str) -> list[object]:
-        return await asyncio.gather(*(store.store_async("line", [_text("U1", f"{prefix}-{n}", "hi")], NOW)
+        return await asyncio.gather(*(store.store("line", [_text("U1", f"{prefix}-{n}", "hi")], NOW)
                                       for n in range(20)), return_exceptions=True)
 
     failed = asyncio.run(burst("a"))
