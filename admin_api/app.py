@@ -6,11 +6,13 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import Route
 
 from admin_api.deps import AppContext
 from admin_api.routes import inbox as inbox_routes
@@ -63,11 +65,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             pipeline.stop()
 
     app = FastAPI(title="Mirai", version="0.1.0", lifespan=lifespan,
-                  description="Self-diagnosis chat for migrant workers in Japan, and the tools of its counsellors.")
+                  description="Self-diagnosis chat for migrant workers in Japan, and the tools of its counsellors.",
+                  routes=[Route("/webhooks/{name}", webhooks.WebhookReceiver(), methods=["POST"])])  # first: see its module
+    documented = app.openapi
+
+    def openapi_with_webhooks() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            paths = documented()["paths"]
+            for path, operations in webhooks.OPENAPI_PATHS.items():
+                paths.setdefault(path, {}).update(operations)
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi_with_webhooks  # type: ignore[method-assign]
     inbox = InboxService(db, book, Translator.from_settings(settings), outbox, utcnow,
                          token_hours=settings.staff_token_hours,
                          on_change=pipeline.wake if pipeline is not None else None)
-    app.state.webhook_counts = Counter()
+    app.state.webhook_counts = Counter()  # per process: each api process reports its own, Prometheus sums them
     app.state.ctx = AppContext(settings=settings, db=db, book=book, service=service, channels=channels,
                                inbound=InboundStore(db), pipeline=pipeline, inbox=inbox,
                                campaigns=scheduler.campaigns, scheduler=scheduler)

@@ -18,11 +18,6 @@ router = APIRouter(include_in_schema=False)
 
 
 
-def count_webhook(request: Request, channel: str, outcome: str) -> None:
-    """Counted in this process as webhooks arrive (each api process reports its own; Prometheus sums them)."""
-    request.app.state.webhook_counts[(channel, outcome)] += 1
-
-
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
     """Ready when the database answers and its schema is the newest this code knows."""

@@ -1,6 +1,8 @@
 """A worker does the self-diagnosis on LINE: only signed webhooks in, only LINE API calls out."""
 from __future__ import annotations
 
+import json
+
 from sqlmodel import select
 
 from bot.flowbook import LANGUAGE_NAMES, LANGUAGES
@@ -112,6 +114,24 @@ def test_malformed_json_with_a_valid_signature_gets_400(served):
     assert response.status_code == 400
     with served.db.session() as s:
         assert not s.exec(select(InboundQueue)).all()
+
+
+def test_a_body_larger_than_any_webhook_gets_413_even_when_signed(served):
+    from tests.fakes.signing import line_signature
+
+    padding = "x" * 1_200_000
+    body = json.dumps({"destination": "U1", "events": [], "padding": padding}).encode()
+    response = served.client.post("/webhooks/line", content=body,
+                                  headers={"X-Line-Signature": line_signature(body, LINE_SECRET)})
+    assert response.status_code == 413
+    with served.db.session() as s:
+        assert not s.exec(select(InboundQueue)).all()
+
+
+def test_the_webhook_endpoints_are_documented_for_operators(served):
+    paths = served.client.get("/openapi.json").json()["paths"]
+    assert {"get", "post"} <= set(paths["/webhooks/{name}"])
+    assert served.client.put("/webhooks/line", content=b"{}").status_code == 405
 
 
 def test_a_redelivered_event_is_handled_once(served, fakes):
