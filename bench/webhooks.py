@@ -205,21 +205,30 @@ class Bench:
 
 class KeepAlivePool:
     """At most `limit` keep-alive HTTP/1.1 connections to mirai serve; a request waits for a free one. Answers
-    are read by their Content-Length (what uvicorn sends for JSON)."""
+    are read by their Content-Length (what uvicorn sends for JSON). A connection left idle for longer than
+    uvicorn keeps one open (5 s) is closed rather than reused."""
+
+    MAX_IDLE_SECONDS = 4.0
 
     def __init__(self, port: int, limit: int) -> None:
         self.port = port
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
         self.slots = asyncio.Semaphore(limit)
         self.opened: list[asyncio.StreamWriter] = []
 
+    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        while self.idle:
+            reader, writer, since = self.idle.pop()
+            if time.monotonic() - since < self.MAX_IDLE_SECONDS:
+                return reader, writer
+            writer.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self.opened.append(writer)
+        return reader, writer
+
     async def post(self, request: bytes) -> int:
         async with self.slots:
-            if self.idle:
-                reader, writer = self.idle.pop()
-            else:
-                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-                self.opened.append(writer)
+            reader, writer = await self._connection()
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
             lines = head.decode("latin-1").split("\r\n")
@@ -231,7 +240,7 @@ class KeepAlivePool:
             if fields.get("connection", "").lower() == "close":
                 writer.close()
             else:
-                self.idle.append((reader, writer))
+                self.idle.append((reader, writer, time.monotonic()))
             return status
 
     def close(self) -> None:

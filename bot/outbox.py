@@ -201,14 +201,14 @@ class Dispatcher:
             OutboxMessage.status.in_(("pending", "sending")))  # type: ignore[attr-defined]
         if self.quiet.is_quiet(self.clock()):
             query = query.where(OutboxMessage.source.not_in(UNSOLICITED))  # type: ignore[attr-defined]
-        with self.db.session() as s:
+        with self.db.reading() as s:
             return s.exec(query).one()
 
     def _due_rows(self, only: set[int] | None = None) -> dict[int, list[tuple[OutboxMessage, Worker]]]:
         """Pending rows grouped by worker, in order; a worker whose first row is not due yet waits whole, so
         that its messages never overtake each other."""
         now = self.clock()
-        with self.db.session() as s:
+        with self.db.reading() as s:
             query = (select(OutboxMessage, Worker).join(Worker, Worker.id == OutboxMessage.worker_id)
                      .where(OutboxMessage.status == "pending",
                             OutboxMessage.campaign_id.is_(None)))  # type: ignore[union-attr]

@@ -158,26 +158,30 @@ class InboundProcessor:
             await asyncio.to_thread(self.locks.unlock, mine)
 
     async def _step_rows(self, rows: list[InboundQueue]) -> int:
-        work: list[tuple[InboundQueue, InboundEvent | None]] = []
+        work: list[tuple[InboundQueue, Turn | None]] = []
         for row in rows:
             event = InboundEvent.model_validate(row.event["event"]) if row.event.get("event") else None
             if event is not None and event.kind is InboundKind.FOLLOW and not event.language_hint:
                 lookup = getattr(self.channels.get(row.channel), "user_language", None)
                 if lookup is not None:
                     event = event.model_copy(update={"language_hint": await lookup(row.channel_user_id)})
-            work.append((row, event))
+            work.append((row, Turn(row.channel, row.channel_user_id, event, row.provider_event_id, row.reply_token,
+                                   row.reply_token_expires_at) if event is not None else None))
         for start in range(0, len(work), self.transaction_size):
             await asyncio.to_thread(self._process_batch, work[start:start + self.transaction_size])
         return len(rows)
 
     def _pending(self) -> list[InboundQueue]:
-        with self.db.session() as s:
+        with self.db.reading() as s:
             return list(s.exec(select(InboundQueue).where(InboundQueue.status == "pending")
                                .order_by(InboundQueue.id).limit(self.batch_size)).all())  # type: ignore[arg-type]
 
-    def _process_batch(self, batch: list[tuple[InboundQueue, InboundEvent | None]]) -> None:
+    def _process_batch(self, batch: list[tuple[InboundQueue, Turn | None]]) -> None:
         """A few events in one transaction (one commit, a few queries for all of them); if any of them fails,
-        the batch is rolled back and its events are stepped one by one, so that only the bad one is set aside."""
+        the batch is rolled back and its events are stepped one by one, so that only the bad one is set aside.
+        The NLU reads their texts first, outside the transaction (see ConversationService.read_ahead)."""
+        turns = self.service.read_ahead([turn for _, turn in batch])
+        batch = [(row, turn) for (row, _), turn in zip(batch, turns)]
         if len(batch) > 1:
             try:
                 with self.db.session() as s:
@@ -188,38 +192,37 @@ class InboundProcessor:
         for item in batch:
             self._process(*item)
 
-    def _process(self, row: InboundQueue, event: InboundEvent | None) -> None:
+    def _process(self, row: InboundQueue, turn: Turn | None) -> None:
         now = self.clock()
         try:
             with self.db.session() as s:
-                self._step(s, [(row, event)])
+                self._step(s, [(row, turn)])
         except Exception as exc:  # noqa: BLE001 (one bad event must not block everyone behind it)
             log.exception("could not process inbound event %s", row.id)
             with self.db.session() as s:
                 s.execute(update(InboundQueue).where(InboundQueue.id == row.id).values(
                     status="failed", error=type(exc).__name__, processed_at=now))
 
-    def _step(self, s: Session, batch: list[tuple[InboundQueue, InboundEvent | None]]) -> None:
+    def _step(self, s: Session, batch: list[tuple[InboundQueue, Turn | None]]) -> None:
         now = self.clock()
         ids = [row.id for row, _ in batch]
         claim = select(InboundQueue.id).where(InboundQueue.id.in_(ids), InboundQueue.status == "pending")  # type: ignore[union-attr]
         if self.db.engine.dialect.name == "postgresql":
             claim = claim.with_for_update(skip_locked=True)  # another processor has them: leave them to it
         pending = set(s.exec(claim).all())
-        batch = [(row, event) for row, event in batch if row.id in pending]
+        batch = [(row, turn) for row, turn in batch if row.id in pending]
         if not batch:
             return
         turns: list[Turn] = []
-        for row, event in batch:  # in arrival order: local calls (a ticked box) between the steps around them
+        for row, turn in batch:  # in arrival order: local calls (a ticked box) between the steps around them
             if row.event.get("local_calls"):
                 if turns:
                     self.service.handle_many(s, turns)
                     turns = []
                 worker = ConversationRepository(s).worker_for_update(row.channel, row.channel_user_id, "en", now)
                 self.outbox.enqueue_calls(s, worker, row.event["local_calls"], now)
-            if event is not None:
-                turns.append(Turn(row.channel, row.channel_user_id, event, row.provider_event_id, row.reply_token,
-                                  row.reply_token_expires_at))
+            if turn is not None:
+                turns.append(turn)
         if turns:
             self.service.handle_many(s, turns)
         s.execute(update(InboundQueue).where(InboundQueue.id.in_([row.id for row, _ in batch]))  # type: ignore[union-attr]

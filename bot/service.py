@@ -2,7 +2,7 @@
 new state, the messages and their effects in one transaction, so that nothing is lost or half-written."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -17,9 +17,16 @@ from bot.store.db import Database
 from bot.store.models import ConversationStateRow, HandoffRequest, Worker
 from bot.store.repository import ConversationRepository
 from nlu.langid import detect_language
-from nlu.service import NluService
+from nlu.service import Interpretation, NluService
 
 Clock = Callable[[], datetime]
+
+
+class ReadAhead(NamedTuple):
+    """What the NLU made of a turn's text before the turn's transaction began, and in which language."""
+
+    language: str | None
+    interpretation: Interpretation
 
 
 class Turn(NamedTuple):
@@ -31,6 +38,7 @@ class Turn(NamedTuple):
     provider_event_id: str | None = None
     reply_token: str | None = None
     reply_token_expires_at: datetime | None = None
+    read_ahead: ReadAhead | None = None
 
 
 def utcnow() -> datetime:
@@ -62,6 +70,22 @@ class ConversationService:
         For a messaging channel the replies also become outbox rows, in this same transaction."""
         turn = Turn(channel, channel_user_id, event, provider_event_id, reply_token, reply_token_expires_at)
         return self.handle_many(session, [turn])[0]
+
+    def read_ahead(self, turns: Sequence[Turn | None]) -> list[Turn | None]:
+        """Lets the NLU read the texts of turns about to be stepped before their transaction, in the language
+        each worker has confirmed so far: no database lock is held while the classifier (or a Rasa server, up
+        to its timeout) works. A turn whose worker's language changes before it is stepped is read again."""
+        texts = [t for t in turns if t is not None and t.event.kind is InboundKind.TEXT and t.event.text]
+        if self.nlu is None or not texts:
+            return list(turns)
+        with self.db.reading() as session:
+            languages = ConversationRepository(session).confirmed_languages(
+                {(t.channel, t.channel_user_id) for t in texts})
+        ahead: dict[int, Turn] = {}
+        for t in texts:
+            language = languages.get((t.channel, t.channel_user_id))
+            ahead[id(t)] = t._replace(read_ahead=ReadAhead(language, self.nlu.interpret(t.event.text or "", language)))
+        return [ahead.get(id(t), t) for t in turns]
 
     def handle_many(self, session: Session, turns: list[Turn]) -> list[list[Outbound]]:
         """Steps several turns (of one or many workers, in order) in the caller's transaction. Workers, states
@@ -119,7 +143,10 @@ class ConversationService:
                  else ConversationState(language=worker.language))
         learned: dict[str, Any] = {}  # what the service adds to the event before the engine reads it (one copy)
         if event.kind is InboundKind.TEXT and self.nlu is not None and event.text:
-            understood = self.nlu.interpret(event.text, state.language if state.language_confirmed else None)
+            language = state.language if state.language_confirmed else None
+            ahead = turn.read_ahead
+            understood = (ahead.interpretation if ahead is not None and ahead.language == language
+                          else self.nlu.interpret(event.text, language))
             learned.update(intent=understood.intent, intent_confidence=understood.confidence,
                            danger=understood.danger, detected_language=event.detected_language or understood.language)
         elif event.kind is InboundKind.TEXT and not state.language_confirmed and not event.detected_language:

@@ -56,7 +56,8 @@ def make_engine(url: str, keyring: KeyRing | None = None) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin_immediate(conn):  # type: ignore[no-untyped-def]
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A unit of work that only reads (Database.reading) takes no write lock: WAL shows it the last commit.
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("only_reads") else "BEGIN IMMEDIATE")
 
         return engine
     engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
@@ -203,6 +204,7 @@ class Database:
         # SQLite has one writer at a time and, when busy, its waiters sleep and poll (up to 100 ms a turn):
         # under load that turns into seconds. Writers queue on a lock instead (see SqliteWriterLock).
         self._sqlite_writer = None if self.is_postgres else SqliteWriterLock.for_path(crypto.sqlite_path(url))
+        self._reader = self.engine.execution_options(only_reads=True)
 
     def migrate(self) -> None:
         migrate(self.url, self.keyring)
@@ -225,6 +227,13 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A unit of work that only reads: on SQLite it waits for no writer and keeps none waiting (the queue
+        lookups of the background loops run while webhooks are being stored). Nothing it changes is kept."""
+        with Session(self._reader, expire_on_commit=False) as session:
+            yield session
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:

@@ -97,6 +97,21 @@ class ConversationRepository:
             ConversationStateRow.worker_id.in_(worker_ids))).all()  # type: ignore[attr-defined]
         return {row.worker_id: row for row in rows}
 
+    def confirmed_languages(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """The language each of these (channel, user id) has confirmed, for those who have confirmed one."""
+        by_channel: dict[str, list[str]] = {}
+        for channel, user_id in keys:
+            by_channel.setdefault(channel, []).append(user_id)
+        found: dict[tuple[str, str], str] = {}
+        for channel, user_ids in by_channel.items():
+            for user_id, state in self.session.exec(
+                    select(Worker.channel_user_id, ConversationStateRow.state)
+                    .join(ConversationStateRow, ConversationStateRow.worker_id == Worker.id)  # type: ignore[arg-type]
+                    .where(Worker.channel == channel, Worker.channel_user_id.in_(user_ids))).all():  # type: ignore[attr-defined]
+                if state.get("language_confirmed") and state.get("language"):
+                    found[(channel, user_id)] = state["language"]
+        return found
+
     def save_state_row(self, row: ConversationStateRow | None, worker_id: int, state: dict[str, Any],
                        now: datetime) -> ConversationStateRow:
         if row is None:
