@@ -56,6 +56,9 @@ class ConversationService:
         self.outbox = outbox
         self.office_hours = office_hours
         self.nlu = nlu
+        # The language each worker stepped here last had confirmed (None: not yet), so that reading ahead asks
+        # the database only about workers it has not seen; a stale entry costs a second reading, never a wrong one.
+        self._confirmed_languages: dict[tuple[str, str], str | None] = {}
 
     def handle(self, channel: str, channel_user_id: str, event: InboundEvent,
                provider_event_id: str | None = None) -> list[Outbound]:
@@ -78,9 +81,12 @@ class ConversationService:
         texts = [t for t in turns if t is not None and t.event.kind is InboundKind.TEXT and t.event.text]
         if self.nlu is None or not texts:
             return list(turns)
-        with self.db.reading() as session:
-            languages = ConversationRepository(session).confirmed_languages(
-                {(t.channel, t.channel_user_id) for t in texts})
+        keys = {(t.channel, t.channel_user_id) for t in texts}
+        known = self._confirmed_languages
+        languages: dict[tuple[str, str], str | None] = {key: known[key] for key in keys if key in known}
+        if len(languages) < len(keys):
+            with self.db.reading() as session:
+                languages.update(ConversationRepository(session).confirmed_languages(keys - languages.keys()))
         ahead: dict[int, Turn] = {}
         for t in texts:
             language = languages.get((t.channel, t.channel_user_id))
@@ -168,6 +174,10 @@ class ConversationService:
         if any(effect.type == "erase" for effect in result.effects):
             return self._erase(repo, worker, turn, result.outbound, now)
         states[worker.id] = repo.save_state_row(stored, worker.id, result.state.model_dump(mode="json"), now)  # type: ignore[index,arg-type]
+        if len(self._confirmed_languages) > 100_000:
+            self._confirmed_languages.clear()
+        self._confirmed_languages[(turn.channel, turn.channel_user_id)] = (
+            result.state.language if result.state.language_confirmed else None)
         for out in result.outbound:
             repo.add_outbound(worker, out, now)
         for effect in result.effects:
