@@ -1,6 +1,7 @@
 """Thin repositories: the only code that writes SQL for the conversation service."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -99,11 +100,8 @@ class ConversationRepository:
 
     def confirmed_languages(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """The language each of these (channel, user id) has confirmed, for those who have confirmed one."""
-        by_channel: dict[str, list[str]] = {}
-        for channel, user_id in keys:
-            by_channel.setdefault(channel, []).append(user_id)
         found: dict[tuple[str, str], str] = {}
-        for channel, user_ids in by_channel.items():
+        for channel, user_ids in _by_channel(keys).items():
             for user_id, state in self.session.exec(
                     select(Worker.channel_user_id, ConversationStateRow.state)
                     .join(ConversationStateRow, ConversationStateRow.worker_id == Worker.id)  # type: ignore[arg-type]
@@ -139,10 +137,7 @@ class ConversationRepository:
     def received_event_ids(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
         """Which of these (channel, provider event id) pairs are already stored as messages."""
         seen: set[tuple[str, str]] = set()
-        by_channel: dict[str, list[str]] = {}
-        for channel, event_id in keys:
-            by_channel.setdefault(channel, []).append(event_id)
-        for channel, ids in by_channel.items():
+        for channel, ids in _by_channel(keys).items():
             seen.update((channel, e) for e in self.session.exec(select(Message.provider_event_id).where(
                 Message.channel == channel, Message.provider_event_id.in_(ids))).all())  # type: ignore[union-attr]
         return seen
@@ -331,3 +326,11 @@ class ConversationRepository:
 
     def handoffs_of(self, worker_id: int) -> list[HandoffRequest]:
         return list(self.session.exec(select(HandoffRequest).where(HandoffRequest.worker_id == worker_id)).all())
+
+
+def _by_channel(keys: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """(channel, id) pairs as one list of ids per channel: one query per channel, not per pair."""
+    grouped: dict[str, list[str]] = {}
+    for channel, key in keys:
+        grouped.setdefault(channel, []).append(key)
+    return grouped
