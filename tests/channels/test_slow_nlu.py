@@ -3,7 +3,6 @@ messages, and each must still be stored and acknowledged at once (LINE gives up 
 a few, on the bot). The NLU reads a text before the transaction that steps it, so no database lock waits for it."""
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,6 +14,7 @@ from sqlmodel import select
 from admin_api.app import create_app
 from bot.store.models import InboundQueue
 from tests.channels.conftest import LINE_SECRET, channel_settings, settled, wait_until
+from tests.fakes.rasa import answer_parse
 from tests.fakes.signing import line_text_event, line_webhook
 
 
@@ -31,12 +31,7 @@ class ThinkingRasa:
                 self.rfile.read(int(self.headers["Content-Length"]))
                 outer.asked.set()
                 outer.answer.wait(30)
-                body = json.dumps({"intent": {"name": "greet", "confidence": 0.99}}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                answer_parse(self, "greet", 0.99)
 
             def log_message(self, *args: object) -> None:
                 pass

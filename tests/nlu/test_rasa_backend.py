@@ -11,6 +11,7 @@ import pytest
 
 from nlu.rasa import RasaServer, free_port
 from nlu.service import NluService
+from tests.fakes.rasa import answer_parse
 
 TIMEOUT = 0.5
 MARGIN = 0.15  # thread hand-over and the embedded parse; far below a second timeout
@@ -61,12 +62,7 @@ class _SlowRasa(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
         time.sleep(self.delay)
-        body = b'{"intent": {"name": "greet", "confidence": 1.0}}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        answer_parse(self, "greet", 1.0)
 
     def log_message(self, *args: object) -> None:
         pass
