@@ -262,7 +262,7 @@ async def run_one(database_url: str, label: str, args: argparse.Namespace, split
 
 
 async def run_both(database_url: str, label: str, args: argparse.Namespace) -> None:
-    for split in (False, True):
+    for split in {"both": (False, True), "in-process": (False,), "split": (True,)}[args.setup]:
         await run_one(database_url, label, args, split)
 
 
@@ -273,6 +273,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=500, help="distinct LINE users sending")
     parser.add_argument("--concurrency", type=int, default=32, help="connections in the flat-out phase")
+    parser.add_argument("--setup", choices=["in-process", "split", "both"], default="both",
+                        help="the pipeline inside mirai serve, in processes of its own, or both one after the other")
     parser.add_argument("--log", help="keep the output of mirai serve in FILE.<db>")
     args = parser.parse_args()
     print(f"bench/webhooks.py on {os.cpu_count()} CPUs: signed LINE text webhooks -> mirai serve -> fake LINE")

@@ -353,7 +353,7 @@ class InboxService:
         """The bot picks up where the worker was; nothing to do but make sure it is not paused."""
         row = s.get(ConversationStateRow, worker.id)
         if row is not None and row.state.get("paused"):
-            row.state = {**row.state, "paused": False}
+            row.state, row.version = {**row.state, "paused": False}, row.version + 1  # a step that read it retries
             s.add(row)
 
     @staticmethod

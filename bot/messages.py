@@ -78,7 +78,7 @@ class Outbound(BaseModel):
         if self.question:
             data["question"] = self.question
         if self.options:
-            data["options"] = [o.model_dump() for o in self.options]
+            data["options"] = [{"id": o.id, "label": o.label} for o in self.options]
         if self.submit_label:
             data["submit_label"] = self.submit_label
         if self.url:

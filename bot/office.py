@@ -46,5 +46,13 @@ class OfficeHours:
         return local.weekday() in self.days and self.start <= local.time() < self.end
 
     def for_worker(self, now: datetime) -> CounsellorHours:
-        return CounsellorHours(open_now=self.is_open(now), days=list(self.days),
-                               start=self.start.strftime("%H:%M"), end=self.end.strftime("%H:%M"))
+        open_now = self.is_open(now)
+        known = _HOURS_SHOWN.get((self, open_now))
+        if known is None:  # the same two answers all day: made once, shared by every turn (never changed)
+            known = _HOURS_SHOWN[(self, open_now)] = CounsellorHours(
+                open_now=open_now, days=list(self.days), start=self.start.strftime("%H:%M"),
+                end=self.end.strftime("%H:%M"))
+        return known
+
+
+_HOURS_SHOWN: dict[tuple[OfficeHours, bool], CounsellorHours] = {}

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection, Row, update
 from sqlmodel import Session, select
 
 from bot.channels.base import Channel, ParsedEvent
@@ -21,7 +21,7 @@ from bot.outbox import Clock, Dispatcher, DispatchLocks, Outbox, Wakeup
 from bot.service import ConversationService, Turn
 from bot.store.db import Database
 from bot.store.models import InboundQueue
-from bot.store.repository import ConversationRepository
+from bot.store.repository import ConversationRepository, StaleState
 
 log = logging.getLogger("mirai.pipeline")
 
@@ -120,7 +120,14 @@ class InboundStore:
 CONVERSATION_LOCKS = 7_303  # advisory-lock namespace of the inbound processors (the dispatchers use 7_301)
 
 
-def _conversation_key(row: InboundQueue) -> int:
+# A stored webhook event as the processor reads it: InboundQueue's columns, without building ORM objects.
+PENDING_COLUMNS = (InboundQueue.id, InboundQueue.channel, InboundQueue.channel_user_id,
+                   InboundQueue.provider_event_id, InboundQueue.event, InboundQueue.reply_token,
+                   InboundQueue.reply_token_expires_at)
+PendingEvent = Row[tuple[int, str, str, str, dict[str, Any], str | None, datetime | None]]
+
+
+def _conversation_key(row: PendingEvent) -> int:
     return zlib.crc32(f"{row.channel}:{row.channel_user_id}".encode()) & 0x7FFFFFFF
 
 
@@ -157,8 +164,8 @@ class InboundProcessor:
         finally:
             await asyncio.to_thread(self.locks.unlock, mine)
 
-    async def _step_rows(self, rows: list[InboundQueue]) -> int:
-        work: list[tuple[InboundQueue, Turn | None]] = []
+    async def _step_rows(self, rows: list[PendingEvent]) -> int:
+        work: list[tuple[PendingEvent, Turn | None]] = []
         for row in rows:
             event = InboundEvent.model_validate(row.event["event"]) if row.event.get("event") else None
             if event is not None and event.kind is InboundKind.FOLLOW and not event.language_hint:
@@ -171,12 +178,12 @@ class InboundProcessor:
             await asyncio.to_thread(self._process_batch, work[start:start + self.transaction_size])
         return len(rows)
 
-    def _pending(self) -> list[InboundQueue]:
+    def _pending(self) -> list[PendingEvent]:
         with self.db.reading() as s:
-            return list(s.exec(select(InboundQueue).where(InboundQueue.status == "pending")
-                               .order_by(InboundQueue.id).limit(self.batch_size)).all())  # type: ignore[arg-type]
+            return list(s.execute(select(*PENDING_COLUMNS).where(InboundQueue.status == "pending")
+                                  .order_by(InboundQueue.id).limit(self.batch_size)).all())  # type: ignore[arg-type]
 
-    def _process_batch(self, batch: list[tuple[InboundQueue, Turn | None]]) -> None:
+    def _process_batch(self, batch: list[tuple[PendingEvent, Turn | None]]) -> None:
         """A few events in one transaction (one commit, a few queries for all of them); if any of them fails,
         the batch is rolled back and its events are stepped one by one, so that only the bad one is set aside.
         The NLU reads their texts first, outside the transaction (see ConversationService.read_ahead)."""
@@ -192,18 +199,20 @@ class InboundProcessor:
         for item in batch:
             self._process(*item)
 
-    def _process(self, row: InboundQueue, turn: Turn | None) -> None:
+    def _process(self, row: PendingEvent, turn: Turn | None) -> None:
         now = self.clock()
         try:
             with self.db.session() as s:
                 self._step(s, [(row, turn)])
+        except StaleState:  # the worker's state changed while this was stepped: it stays pending, stepped again
+            log.info("conversation state of inbound event %s changed meanwhile; it will be stepped again", row.id)
         except Exception as exc:  # noqa: BLE001 (one bad event must not block everyone behind it)
             log.exception("could not process inbound event %s", row.id)
             with self.db.session() as s:
                 s.execute(update(InboundQueue).where(InboundQueue.id == row.id).values(
                     status="failed", error=type(exc).__name__, processed_at=now))
 
-    def _step(self, s: Session, batch: list[tuple[InboundQueue, Turn | None]]) -> None:
+    def _step(self, s: Session, batch: list[tuple[PendingEvent, Turn | None]]) -> None:
         now = self.clock()
         ids = [row.id for row, _ in batch]
         claim = select(InboundQueue.id).where(InboundQueue.id.in_(ids), InboundQueue.status == "pending")  # type: ignore[union-attr]
@@ -225,8 +234,9 @@ class InboundProcessor:
                 turns.append(turn)
         if turns:
             self.service.handle_many(s, turns)
-        s.execute(update(InboundQueue).where(InboundQueue.id.in_([row.id for row, _ in batch]))  # type: ignore[union-attr]
-                  .values(status="done", processed_at=now))
+        queue = InboundQueue.__table__  # type: ignore[attr-defined]
+        s.execute(update(queue).where(queue.c.id.in_([row.id for row, _ in batch])).values(status="done",
+                                                                                          processed_at=now))
 
 
 class Pipeline:

@@ -202,6 +202,7 @@ def _purge_idle_states(db: Database, cutoff: datetime, free_text_questions: list
             for qid in free_text_questions:
                 answers.pop(qid, None)
             row.state = {**state, "raw_answers": {}, "answers": answers}
+            row.version += 1  # a step that read the state before this is retried, not allowed to put the words back
             s.add(row)
             done += 1
     return done

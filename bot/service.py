@@ -14,8 +14,8 @@ from bot.messages import InboundEvent, InboundKind, Outbound
 from bot.office import OfficeHours
 from bot.outbox import Outbox
 from bot.store.db import Database
-from bot.store.models import ConversationStateRow, HandoffRequest, Worker
-from bot.store.repository import ConversationRepository
+from bot.store.models import HandoffRequest, Worker
+from bot.store.repository import ConversationRepository, StoredState
 from nlu.langid import detect_language
 from nlu.service import Interpretation, NluService
 
@@ -141,7 +141,7 @@ class ConversationService:
         repo.write_new_rows()
         return result.outbound
 
-    def _turn(self, repo: ConversationRepository, worker: Worker, states: dict[int, ConversationStateRow],
+    def _turn(self, repo: ConversationRepository, worker: Worker, states: dict[int, StoredState],
               turn: Turn, now: datetime, held: bool = False) -> list[Outbound]:
         event = turn.event
         stored = states.get(worker.id)  # type: ignore[arg-type]
@@ -165,9 +165,7 @@ class ConversationService:
                          _inbound_payload(event), state.step, turn.provider_event_id, now)
         if held and not reaches_bot_while_counsellor_holds(state, event, self.book):
             # The counsellor answers this one; the inbox shows it from the stored message.
-            worker.last_active_at = worker.last_inbound_at = now
-            worker.reachable = True
-            repo.session.add(worker)
+            repo.change_worker(worker, last_active_at=now, last_inbound_at=now, reachable=True)
             repo.touch_handoff(worker.id, now)  # type: ignore[arg-type]
             return []
         result = step(state, event, now, self.book)
@@ -182,11 +180,10 @@ class ConversationService:
             repo.add_outbound(worker, out, now)
         for effect in result.effects:
             self._apply(repo, worker, effect, result.state, now)
-        worker.last_active_at = now
-        if event.kind is not InboundKind.UNFOLLOW:
-            worker.reachable = True  # they wrote to us, so we may write back
-            worker.last_inbound_at = now
-        repo.session.add(worker)
+        if event.kind is InboundKind.UNFOLLOW:
+            repo.change_worker(worker, last_active_at=now)
+        else:  # they wrote to us, so we may write back
+            repo.change_worker(worker, last_active_at=now, last_inbound_at=now, reachable=True)
         if self.outbox is not None:
             self.outbox.enqueue(repo.session, worker, result.outbound, now, reply_token=turn.reply_token,
                                 reply_token_expires_at=turn.reply_token_expires_at, into=repo.new_outbox)
@@ -196,12 +193,11 @@ class ConversationService:
                now: datetime) -> None:
         data = effect.data
         if effect.type == "profile":
-            for field in ("language", "employer_code", "residence_status", "prefecture"):
-                if field in data:
-                    setattr(worker, field, data[field])
+            repo.change_worker(worker, **{field: data[field] for field in
+                                          ("language", "employer_code", "residence_status", "prefecture")
+                                          if field in data})
             if "consent" in data:
-                worker.consent = data["consent"]
-                worker.consent_at = now
+                repo.change_worker(worker, consent=data["consent"], consent_at=now)
         elif effect.type == "sheet_started":
             repo.start_session(worker, now)
         elif effect.type == "sheet_abandoned":
@@ -223,10 +219,9 @@ class ConversationService:
                 case.followup_answer, case.followup_at = str(data["value"]), now
                 repo.session.add(case)
         elif effect.type == "opt_out":
-            worker.opted_out = bool(data.get("value"))
+            repo.change_worker(worker, opted_out=bool(data.get("value")))
         elif effect.type == "unreachable":
-            worker.reachable = False
-        repo.session.add(worker)
+            repo.change_worker(worker, reachable=False)
 
     def _erase(self, repo: ConversationRepository, worker: Worker, turn: Turn, last_words: list[Outbound],
                now: datetime) -> list[Outbound]:

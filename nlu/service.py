@@ -8,6 +8,7 @@ the embedded identifier.
 """
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import time
@@ -91,6 +92,9 @@ def _freeze_loaded_models() -> None:
         gc.freeze()
 
 
+SHORT_TEXT = 40  # characters: answers and short requests, the texts that come again and again
+
+
 class NluService:
     def __init__(self, backend: str = "embedded", rasa_url: str = "", timeout: float = 0.5,
                  embedded: EmbeddedNlu | None = None, transport: httpx.BaseTransport | None = None) -> None:
@@ -104,6 +108,9 @@ class NluService:
         # The request runs on a worker thread so that the caller's wait has one hard deadline, whatever phase
         # (connect, send, read) the server is stuck in; httpx's own timeouts end the thread soon after.
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="rasa-nlu") if self.rasa else None
+        # Most of what workers type is short and said again by thousands of others ("2", "yes", "はい",
+        # "200000 yen"): the classifier reads each such text once per language. Longer texts are not kept.
+        self._embedded_short = functools.lru_cache(maxsize=8192)(self._embedded)
 
     @classmethod
     def from_settings(cls, settings: NluSettings, **kwargs: Any) -> NluService:
@@ -112,8 +119,9 @@ class NluService:
     def interpret(self, text: str, language_hint: str | None = None) -> Interpretation:
         text = text or ""
         if self.rasa is None or self._pool is None:
-            local = self.embedded.parse(text, language_hint)
-            return Interpretation(local.intent, local.confidence, local.language, local.danger, "embedded")
+            if len(text) <= SHORT_TEXT:
+                return self._embedded_short(text, language_hint)
+            return self._embedded(text, language_hint)
         deadline = time.monotonic() + self.timeout
         future = self._pool.submit(self.rasa.parse, text)
         local = self.embedded.parse(text, language_hint)  # meanwhile: danger, language and the fallback
@@ -126,6 +134,10 @@ class NluService:
             return Interpretation(local.intent, local.confidence, local.language, local.danger,
                                   "embedded-fallback")
         return Interpretation(intent, confidence, local.language, local.danger or intent == DANGER, "rasa")
+
+    def _embedded(self, text: str, language_hint: str | None) -> Interpretation:
+        local = self.embedded.parse(text, language_hint)
+        return Interpretation(local.intent, local.confidence, local.language, local.danger, "embedded")
 
     def close(self) -> None:
         if self._pool is not None:

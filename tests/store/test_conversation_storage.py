@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlmodel import select
 
 from bot.messages import InboundEvent, InboundKind
 from bot.service import ConversationService
-from bot.store.models import Answer, DiagnosisResult, DiagnosisSession, HandoffRequest, Message, Worker
+from bot.store.models import (
+    Answer,
+    ConversationStateRow,
+    DiagnosisResult,
+    DiagnosisSession,
+    HandoffRequest,
+    Message,
+    Worker,
+)
+from bot.store.repository import ConversationRepository, StaleState
 
 
 class Clock:
@@ -160,3 +170,30 @@ def test_the_default_sqlite_database_runs_in_wal_mode(tmp_path):
     db.migrate()
     with db.engine.connect() as conn:
         assert conn.execute(sql("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_a_step_that_read_the_state_before_someone_else_changed_it_does_not_overwrite_the_change(database, book):
+    """A counsellor resuming the bot (or the retention job) changes a worker's state while the bot is stepping
+    a message it read the state for: the step's transaction fails and is done again; the change stays."""
+    service = ConversationService(database, book, clock=Clock())
+    open_chat(service, "w1")
+    with database.session() as s:
+        worker_id = s.exec(select(Worker.id)).one()
+        read_by_the_step = ConversationRepository(s).load_states([worker_id])[worker_id]
+    with database.session() as s:
+        row = s.get(ConversationStateRow, worker_id)
+        row.state, row.version = {**row.state, "paused": True}, row.version + 1
+        s.add(row)
+
+    with pytest.raises(StaleState), database.session() as s:
+        repo = ConversationRepository(s)
+        repo.save_state_row(read_by_the_step, worker_id, {**read_by_the_step.state, "step": "menu"},
+                            datetime(2026, 11, 24, 10, 0, tzinfo=UTC))
+        repo.write_new_rows()
+
+    with database.session() as s:
+        assert s.get(ConversationStateRow, worker_id).state["paused"] is True
+    # Stepped again, the message reads the state as it now is.
+    text(service, "w1", "menu")
+    with database.session() as s:
+        assert s.get(ConversationStateRow, worker_id).version == read_by_the_step.version + 2
