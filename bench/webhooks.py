@@ -8,8 +8,8 @@ Signed text webhooks (one event each, from many workers going through the sheet)
 2. as fast as the client can (closed loop): the sustained end-to-end rate, from the first webhook sent to the
    last reply received (inbound stored, engine step run, reply sent to the fake server).
 
-Each phase also prints the CPU time each process spent per message (ours, the fake server's and this client's:
-they all share the machine's cores), which shows where the time goes. The client speaks plain HTTP/1.1 over
+Each phase also prints the CPU time each process spent per message (ours, PostgreSQL's, the fake server's and
+this client's: they all share the machine's cores), which shows where the time goes. The client speaks plain HTTP/1.1 over
 keep-alive sockets with every request built before the clock starts, so it takes as little of the machine as it
 can (an aiohttp client took 0.4-1 ms of CPU per webhook, as much as a third of what `mirai serve` needs).
 
@@ -53,6 +53,28 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def process_tree_cpu_seconds(root: int) -> float:
+    """CPU time of a process and of its children (PostgreSQL: the postmaster and its backends); children that
+    have already exited are counted by the kernel in the parent's cumulative fields."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime, stime, cutime, cstime
+        todo.extend(children.get(pid, []))
+    return total
+
+
 @dataclass
 class Phase:
     name: str
@@ -75,8 +97,10 @@ class Phase:
 
 
 class Bench:
-    def __init__(self, database_url: str, label: str, log_path: str | None = None, split: bool = False) -> None:
+    def __init__(self, database_url: str, label: str, log_path: str | None = None, split: bool = False,
+                 postmaster: int | None = None) -> None:
         self.database_url, self.label, self.log_path, self.split = database_url, label, log_path, split
+        self.postmaster = postmaster
         self.port = free_port()
         self.users = (f"U{n:032x}" for n in itertools.count(1))
         self.process: subprocess.Popen[bytes] | None = None
@@ -154,6 +178,12 @@ class Bench:
         bodies = self.webhooks(count, workers)
         return await self._run(f"flat out, {concurrency} conns", bodies, concurrency=concurrency)
 
+    def _cpu(self) -> dict[str, float]:
+        used = {label: cpu_seconds(pid) for label, pid in self._processes().items()}
+        if self.postmaster is not None:
+            used["PostgreSQL"] = process_tree_cpu_seconds(self.postmaster)
+        return used
+
     def _processes(self) -> dict[str, int]:
         found = {"mirai serve": self.process.pid}  # type: ignore[union-attr]
         found.update({name: helper.pid for name, helper in self.helpers.items()})
@@ -162,7 +192,7 @@ class Bench:
     async def _run(self, name: str, bodies: list, rate: float | None = None, concurrency: int = 64) -> Phase:
         requests = [self._request(body, headers) for body, headers in bodies]
         before = self.replies()
-        cpu_before = {label: cpu_seconds(pid) for label, pid in self._processes().items()}
+        cpu_before = self._cpu()
         acks: list[float] = []
         pool = KeepAlivePool(self.port, concurrency)
 
@@ -198,8 +228,7 @@ class Bench:
         finished = time.perf_counter() - started
         if self.replies() - before < len(bodies):
             raise RuntimeError(f"only {self.replies() - before} of {len(bodies)} replies arrived")
-        cpu = {label: (cpu_seconds(pid) - cpu_before[label]) * 1000 / len(bodies)
-               for label, pid in self._processes().items()}
+        cpu = {label: (seconds - cpu_before[label]) * 1000 / len(bodies) for label, seconds in self._cpu().items()}
         return Phase(name, len(bodies), sent_for, finished, acks, sum(not ok for ok in results), cpu)
 
 
@@ -248,9 +277,10 @@ class KeepAlivePool:
             writer.close()
 
 
-async def run_one(database_url: str, label: str, args: argparse.Namespace, split: bool) -> None:
+async def run_one(database_url: str, label: str, args: argparse.Namespace, split: bool,
+                  postmaster: int | None) -> None:
     log = f"{args.log}.{label.split()[0].lower()}{'.split' if split else ''}" if args.log else None
-    with Bench(database_url, label, log, split) as bench:
+    with Bench(database_url, label, log, split, postmaster) as bench:
         await bench.closed_loop(200, 50, 8)  # warm-up: imports, connections, caches
         steady = await bench.open_loop(args.rate, args.seconds, args.workers)
         flat = await bench.closed_loop(int(args.rate * args.seconds), args.workers, args.concurrency)
@@ -261,9 +291,9 @@ async def run_one(database_url: str, label: str, args: argparse.Namespace, split
     print(flat.report(), flush=True)
 
 
-async def run_both(database_url: str, label: str, args: argparse.Namespace) -> None:
+async def run_both(database_url: str, label: str, args: argparse.Namespace, postmaster: int | None = None) -> None:
     for split in {"both": (False, True), "in-process": (False,), "split": (True,)}[args.setup]:
-        await run_one(database_url, label, args, split)
+        await run_one(database_url, label, args, split, postmaster)
 
 
 def main() -> None:
@@ -289,7 +319,8 @@ def main() -> None:
             print(f"PostgreSQL: skipped ({exc})")
             return
         try:
-            asyncio.run(run_both(server.url(), "PostgreSQL (fsync on)", args))
+            postmaster = int((server.dir / "data" / "postmaster.pid").read_text().split()[0])
+            asyncio.run(run_both(server.url(), "PostgreSQL (fsync on)", args, postmaster))
         finally:
             server.stop()
 
