@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import fcntl
+import logging
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -20,6 +23,7 @@ from bot.store import crypto
 from bot.store.crypto import KeyRing
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+log = logging.getLogger("mirai.store")
 
 
 def _ensure_sqlite_folder(url: str) -> None:
@@ -50,6 +54,10 @@ def make_engine(url: str, keyring: KeyRing | None = None) -> Engine:
             # Deleted and overwritten content is zeroed in the file, not left in free pages: an erased
             # worker's identifiers must not survive in the database's bytes.
             cur.execute("PRAGMA secure_delete=ON")
+            # SQLite would copy the log into the database inside whichever commit crossed 1,000 pages, while
+            # that writer still holds the write lock: webhooks waited 100-200 ms behind it now and then. The
+            # copying is done after the lock is released instead (SqliteWriterLock._checkpoint_soon).
+            cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.close()
             # Let us issue BEGIN IMMEDIATE ourselves so one worker's turn holds the write lock from its first read.
             dbapi_conn.isolation_level = None
@@ -155,10 +163,15 @@ class SqliteWriterLock:
     _by_path: dict[str, SqliteWriterLock] = {}
     _registry_lock = threading.Lock()
 
+    CHECKPOINT_EVERY_SECONDS = 1.0
+
     def __init__(self, path: Path | None) -> None:
         self._threads = threading.RLock()
         self._depth = 0
         self._file: IO[str] | None = None
+        self._path = path
+        self._next_checkpoint = 0.0
+        self._checkpointing = False
         if path is not None:
             self._file = open(_lock_file(path, "writer"), "a+")  # noqa: SIM115 (kept for the life of the process)
 
@@ -184,9 +197,34 @@ class SqliteWriterLock:
 
     def __exit__(self, *exc: object) -> None:
         self._depth -= 1
-        if self._depth == 0 and self._file is not None:
-            fcntl.flock(self._file, fcntl.LOCK_UN)
+        released = self._depth == 0 and self._file is not None
+        if released:
+            fcntl.flock(self._file, fcntl.LOCK_UN)  # type: ignore[arg-type]
         self._threads.release()
+        if released:
+            self._checkpoint_soon()
+
+    def _checkpoint_soon(self) -> None:
+        """After a write, at most once a second: the write-ahead log is copied into the database by a thread
+        of its own, in PASSIVE mode, which waits for no reader and no writer (and keeps none waiting)."""
+        moment = time.monotonic()
+        if self._checkpointing or moment < self._next_checkpoint:
+            return
+        self._checkpointing, self._next_checkpoint = True, moment + self.CHECKPOINT_EVERY_SECONDS
+        threading.Thread(target=self._checkpoint, name="mirai-sqlite-checkpoint", daemon=True).start()
+
+    def _checkpoint(self) -> None:
+        try:
+            # mode=rw: a database deleted meanwhile (a test's folder) is not created again.
+            conn = sqlite3.connect(f"file:{self._path}?mode=rw", uri=True, timeout=30)
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:  # the next write tries again
+            log.debug("SQLite checkpoint of %s skipped: %s", self._path, exc)
+        finally:
+            self._checkpointing = False
 
 
 class Database:

@@ -104,6 +104,8 @@ class ConversationRepository:
 
     def change_worker(self, worker: Worker, **values: Any) -> None:
         """Sets columns of a worker in this unit of work; they are written by ``write_new_rows``."""
+        if not values:
+            return
         for column, value in values.items():
             set_committed_value(worker, column, value)
         self._worker_changes.setdefault(worker.id, {}).update(values)  # type: ignore[arg-type]

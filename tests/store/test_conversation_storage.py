@@ -172,6 +172,31 @@ def test_the_default_sqlite_database_runs_in_wal_mode(tmp_path):
         assert conn.execute(sql("PRAGMA journal_mode")).scalar() == "wal"
 
 
+def test_what_the_service_writes_reaches_the_sqlite_file_itself_not_only_its_log(tmp_path, book):
+    """The write-ahead log is copied into the database while the service runs (outside the write lock), so
+    that the log does not grow without end and a copy of the database file has the conversations in it."""
+    import time
+
+    from bot.store.db import Database
+
+    path = tmp_path / "busy.db"
+    db = Database(f"sqlite:///{path}")
+    db.migrate()
+    before = path.stat().st_size
+    service = ConversationService(db, book, clock=Clock())
+    started = time.monotonic()
+    user = 0
+    while time.monotonic() - started < 1.5:  # longer than the pause between two checkpoints
+        user += 1
+        open_chat(service, f"w{user}")
+    deadline = time.monotonic() + 10
+    while path.stat().st_size <= before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert path.stat().st_size > before
+    with db.session() as s:
+        assert len(s.exec(select(Worker)).all()) == user
+
+
 def test_a_step_that_read_the_state_before_someone_else_changed_it_does_not_overwrite_the_change(database, book):
     """A counsellor resuming the bot (or the retention job) changes a worker's state while the bot is stepping
     a message it read the state for: the step's transaction fails and is done again; the change stays."""
