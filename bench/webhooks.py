@@ -15,6 +15,7 @@ can (an aiohttp client took 0.4-1 ms of CPU per webhook, as much as a third of w
 
     .venv/bin/python bench/webhooks.py                 # SQLite and PostgreSQL (if installed)
     .venv/bin/python bench/webhooks.py --db sqlite --rate 800 --seconds 10
+    .venv/bin/python bench/webhooks.py --setup split --seconds 6   # only api + dispatch processes
 """
 from __future__ import annotations
 
