@@ -231,6 +231,8 @@ class ConversationService:
         from bot.privacy import erase_worker
 
         repo.forget_unwritten(worker.id)  # type: ignore[arg-type]
+        if self.nlu is not None:
+            self.nlu.forget_short_texts()
         if self.outbox is not None:
             self.outbox.enqueue(repo.session, worker, last_words, now, reply_token=turn.reply_token,
                                 reply_token_expires_at=turn.reply_token_expires_at, source="erasure")

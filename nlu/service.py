@@ -135,6 +135,14 @@ class NluService:
                                   "embedded-fallback")
         return Interpretation(intent, confidence, local.language, local.danger or intent == DANGER, "rasa")
 
+    def forget_short_texts(self) -> None:
+        """Drops the short texts read so far (a worker asked to be erased: their words leave memory too)."""
+        self._embedded_short.cache_clear()
+
+    @property
+    def short_texts_remembered(self) -> int:
+        return self._embedded_short.cache_info().currsize
+
     def _embedded(self, text: str, language_hint: str | None) -> Interpretation:
         local = self.embedded.parse(text, language_hint)
         return Interpretation(local.intent, local.confidence, local.language, local.danger, "embedded")

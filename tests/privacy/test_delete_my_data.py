@@ -12,6 +12,7 @@ from bot.engine import COMMANDS
 from bot.flowbook import LANGUAGES
 from bot.service import ConversationService
 from bot.store.models import DiagnosisResult, HandoffRequest, OutboxMessage, Worker
+from nlu.service import NluService
 from tests.channels.conftest import fakes, settled  # noqa: F401 (fixtures)
 from tests.chat import Chat
 from tests.inbox.conftest import Counsellor, inbox_settings, libre, served  # noqa: F401 (fixtures)
@@ -94,6 +95,18 @@ def test_a_portuguese_worker_in_the_web_chat_confirms_and_only_nameless_totals_s
         (erased,) = s.exec(select(Worker)).all()
     assert result.worker_id == erased.id and erased.channel_user_id.startswith("erased:"), \
         "the result still counts, linked to nobody"
+
+
+def test_the_classifier_does_not_keep_an_erased_workers_words_in_memory_either(database, book):
+    nlu = NluService()
+    service = ConversationService(database, book, clock=Clock(), nlu=nlu)
+    worker = ServiceWorker(service, "web-pt-5522")
+    worker.follow("pt")
+    worker.say("O meu chefe bateu-me")
+    assert nlu.short_texts_remembered > 0
+    worker.say("Apagar os meus dados")
+    worker.say("sim")
+    assert nlu.short_texts_remembered == 0
 
 
 def test_saying_no_keeps_everything_and_goes_back_to_the_question(book):
