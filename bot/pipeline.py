@@ -21,7 +21,7 @@ from bot.outbox import Clock, Dispatcher, DispatchLocks, Outbox, Wakeup
 from bot.service import ConversationService, Turn
 from bot.store.db import Database
 from bot.store.models import InboundQueue
-from bot.store.repository import ConversationRepository, StaleState
+from bot.store.repository import ConversationRepository, StaleState, by_channel
 
 log = logging.getLogger("mirai.pipeline")
 
@@ -107,10 +107,7 @@ class InboundStore:
     @staticmethod
     def _already_stored(conn: Connection, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
         seen: set[tuple[str, str]] = set()
-        by_channel: dict[str, list[str]] = {}
-        for channel, event_id in keys:
-            by_channel.setdefault(channel, []).append(event_id)
-        for channel, ids in by_channel.items():
+        for channel, ids in by_channel(keys).items():
             rows = conn.execute(select(InboundQueue.provider_event_id).where(
                 InboundQueue.channel == channel, InboundQueue.provider_event_id.in_(ids)))  # type: ignore[attr-defined]
             seen.update((channel, event_id) for (event_id,) in rows)

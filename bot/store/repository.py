@@ -77,7 +77,7 @@ class ConversationRepository:
         """The rows of several workers at once ((channel, user id) -> language for a new one), created when
         missing and locked like ``worker_for_update``."""
         found: dict[tuple[str, str], Worker] = {}
-        for channel, user_ids in _by_channel(keys).items():
+        for channel, user_ids in by_channel(keys).items():
             stmt = select(Worker).where(Worker.channel == channel, Worker.channel_user_id.in_(user_ids))  # type: ignore[attr-defined]
             if self._postgres:
                 stmt = stmt.order_by(Worker.id).with_for_update()  # a fixed lock order: no deadlock
@@ -121,7 +121,7 @@ class ConversationRepository:
     def confirmed_languages(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """The language each of these (channel, user id) has confirmed, for those who have confirmed one."""
         found: dict[tuple[str, str], str] = {}
-        for channel, user_ids in _by_channel(keys).items():
+        for channel, user_ids in by_channel(keys).items():
             for user_id, state in self.session.exec(
                     select(Worker.channel_user_id, ConversationStateRow.state)
                     .join(ConversationStateRow, ConversationStateRow.worker_id == Worker.id)  # type: ignore[arg-type]
@@ -149,7 +149,7 @@ class ConversationRepository:
     def received_event_ids(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
         """Which of these (channel, provider event id) pairs are already stored as messages."""
         seen: set[tuple[str, str]] = set()
-        for channel, ids in _by_channel(keys).items():
+        for channel, ids in by_channel(keys).items():
             seen.update((channel, e) for e in self.session.exec(select(Message.provider_event_id).where(
                 Message.channel == channel, Message.provider_event_id.in_(ids))).all())  # type: ignore[union-attr]
         return seen
@@ -376,7 +376,7 @@ class ConversationRepository:
         return list(self.session.exec(select(HandoffRequest).where(HandoffRequest.worker_id == worker_id)).all())
 
 
-def _by_channel(keys: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+def by_channel(keys: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     """(channel, id) pairs as one list of ids per channel: one query per channel, not per pair."""
     grouped: dict[str, list[str]] = {}
     for channel, key in keys:
