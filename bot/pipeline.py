@@ -7,6 +7,7 @@ import asyncio
 import logging
 import threading
 import zlib
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +20,7 @@ from bot.channels.base import Channel, ParsedEvent
 from bot.messages import InboundEvent, InboundKind
 from bot.outbox import Clock, Dispatcher, DispatchLocks, Outbox, Wakeup
 from bot.service import ConversationService, Turn
-from bot.store.db import Database
+from bot.store.db import Database, WroteBeforeWriting
 from bot.store.models import InboundQueue
 from bot.store.repository import ConversationRepository, StaleState, by_channel
 
@@ -194,8 +195,16 @@ class InboundProcessor:
         batch = [(row, turn) for (row, _), turn in zip(batch, turns)]
         if len(batch) > 1:
             try:
-                with self.db.session() as s:
-                    self._step(s, batch)
+                try:
+                    # SQLite: read and step without the write lock, take it only to write (webhooks wait
+                    # for it, see Database.read_then_write); the conversation states' versions are checked then.
+                    if not self.db.is_postgres:
+                        self.service.create_new_workers([turn for _, turn in batch])
+                    with self.db.read_then_write() as (s, write_now):
+                        self._step(s, batch, write_now)
+                except WroteBeforeWriting:  # a sheet started, a counsellor's case touched: again, under the lock
+                    with self.db.session() as s:
+                        self._step(s, batch)
                 return
             except Exception:  # noqa: BLE001 (retried one by one below, where the failure is recorded)
                 log.warning("a batch of %d events failed; stepping them one by one", len(batch), exc_info=True)
@@ -215,7 +224,9 @@ class InboundProcessor:
                 s.execute(update(InboundQueue).where(InboundQueue.id == row.id).values(
                     status="failed", error=type(exc).__name__, processed_at=now))
 
-    def _step(self, s: Session, batch: list[tuple[PendingEvent, Turn | None]]) -> None:
+    def _step(self, s: Session, batch: list[tuple[PendingEvent, Turn | None]],
+              write_now: Callable[[], None] | None = None) -> None:
+        """``write_now``: called before the first write (Database.read_then_write), if the caller asks."""
         now = self.clock()
         ids = [row.id for row, _ in batch]
         claim = select(InboundQueue.id).where(InboundQueue.id.in_(ids), InboundQueue.status == "pending")  # type: ignore[union-attr]
@@ -228,6 +239,8 @@ class InboundProcessor:
         turns: list[Turn] = []
         for row, turn in batch:  # in arrival order: local calls (a ticked box) between the steps around them
             if row.event.get("local_calls"):
+                if write_now is not None:
+                    write_now()
                 if turns:
                     self.service.handle_many(s, turns)
                     turns = []
@@ -236,7 +249,9 @@ class InboundProcessor:
             if turn is not None:
                 turns.append(turn)
         if turns:
-            self.service.handle_many(s, turns)
+            self.service.handle_many(s, turns, write_now)
+        if write_now is not None:
+            write_now()
         queue = InboundQueue.__table__  # type: ignore[attr-defined]
         s.execute(update(queue).where(queue.c.id.in_([row.id for row, _ in batch])).values(status="done",
                                                                                           processed_at=now))

@@ -93,10 +93,25 @@ class ConversationService:
             ahead[id(t)] = t._replace(read_ahead=ReadAhead(language, self.nlu.interpret(t.event.text or "", language)))
         return [ahead.get(id(t), t) for t in turns]
 
-    def handle_many(self, session: Session, turns: list[Turn]) -> list[list[Outbound]]:
+    def create_new_workers(self, turns: Sequence[Turn | None]) -> None:
+        """The rows of people writing for the first time, in a short transaction of their own, so that stepping
+        their first message only reads before it writes (see Database.read_then_write)."""
+        keys = {(t.channel, t.channel_user_id): t.event.language_hint or self.default_language
+                for t in turns if t is not None}
+        if not keys:
+            return
+        with self.db.reading() as session:
+            unknown = ConversationRepository(session).unknown_workers(set(keys))
+        if unknown:
+            with self.db.session() as session:
+                ConversationRepository(session).workers_for_update({k: keys[k] for k in unknown}, self.clock())
+
+    def handle_many(self, session: Session, turns: list[Turn],
+                    before_writing: Callable[[], None] | None = None) -> list[list[Outbound]]:
         """Steps several turns (of one or many workers, in order) in the caller's transaction. Workers, states
         and duplicates are looked up once for all of them: a busy webhook queue costs a few queries per batch
-        rather than per message."""
+        rather than per message. ``before_writing`` is called once everything is decided, before the first write
+        (see Database.read_then_write)."""
         now = self.clock()
         repo = ConversationRepository(session)
         keys = {(t.channel, t.channel_user_id): t.event.language_hint or self.default_language for t in turns}
@@ -117,6 +132,8 @@ class ConversationService:
                 worker = workers[(turn.channel, turn.channel_user_id)] = repo.worker_for_update(
                     turn.channel, turn.channel_user_id, keys[(turn.channel, turn.channel_user_id)], now)
             replies.append(self._turn(repo, worker, states, turn, now, held=worker.id in held))
+        if before_writing is not None:
+            before_writing()
         repo.write_new_rows()
         return replies
 

@@ -6,8 +6,8 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -16,6 +16,7 @@ from typing import IO, Literal
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
@@ -154,6 +155,11 @@ def _migration_lock(url: str) -> Iterator[None]:
         engine.dispose()
 
 
+class WroteBeforeWriting(RuntimeError):
+    """A unit of work opened with ``Database.read_then_write`` tried to write before it asked to: nothing was
+    written; do the work again in an ordinary ``session``."""
+
+
 class SqliteWriterLock:
     """Turns at writing one SQLite file: threads queue on a reentrant lock, and processes sharing the file
     (`mirai serve` beside `mirai dispatch`) on an exclusive lock of <database>.writer.lock, which the kernel
@@ -264,6 +270,50 @@ class Database:
                 session.commit()
             except BaseException:
                 session.rollback()
+                raise
+
+    @contextmanager
+    def read_then_write(self) -> Iterator[tuple[Session, Callable[[], None]]]:
+        """A unit of work that reads and decides first, then writes: call the given ``write_now()`` before the
+        first write. Committed at the end, rolled back whole on any error.
+
+        On SQLite the reading part takes no write lock (webhooks go on being stored meanwhile); ``write_now()``
+        takes it and starts the writing transaction, so whatever was read may have changed by then: the writes
+        must check what they depend on (a conversation state's version). A write before ``write_now()`` (an ORM
+        flush) raises WroteBeforeWriting and nothing is kept. On PostgreSQL it is an ordinary ``session``."""
+        if self._sqlite_writer is None:
+            with self.session() as session:
+                yield session, lambda: None
+            return
+        with ExitStack() as writer, Session(self.engine, expire_on_commit=False) as session:
+            conn = session.connection(execution_options={"only_reads": True})  # BEGIN, not BEGIN IMMEDIATE
+            sqlite_conn = conn.connection.driver_connection
+            sqlite_conn.execute("PRAGMA query_only=ON")
+            writing = False
+
+            def write_now() -> None:
+                nonlocal writing
+                if writing:
+                    return
+                writer.enter_context(self._turn())
+                writing = True
+                sqlite_conn.execute("PRAGMA query_only=OFF")
+                # The reading transaction ends and the writing one begins, under the writer lock, on the same
+                # connection: SQLAlchemy's transaction goes on around both.
+                sqlite_conn.execute("COMMIT")
+                sqlite_conn.execute("BEGIN IMMEDIATE")
+
+            try:
+                yield session, write_now
+                if not writing:
+                    sqlite_conn.execute("PRAGMA query_only=OFF")
+                session.commit()
+            except BaseException as exc:
+                if not writing:  # before the connection goes back to the pool
+                    sqlite_conn.execute("PRAGMA query_only=OFF")
+                session.rollback()
+                if isinstance(exc, OperationalError) and "readonly" in str(exc.orig):
+                    raise WroteBeforeWriting("a write came before write_now()") from exc
                 raise
 
     @contextmanager

@@ -73,6 +73,14 @@ class ConversationRepository:
             worker = self.session.exec(stmt).one()
         return worker
 
+    def unknown_workers(self, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these (channel, user id) have no worker row yet."""
+        known: set[tuple[str, str]] = set()
+        for channel, user_ids in by_channel(keys).items():
+            known.update((channel, user_id) for user_id in self.session.exec(select(Worker.channel_user_id).where(
+                Worker.channel == channel, Worker.channel_user_id.in_(user_ids))).all())  # type: ignore[attr-defined]
+        return keys - known
+
     def workers_for_update(self, keys: dict[tuple[str, str], str], now: datetime) -> dict[tuple[str, str], Worker]:
         """The rows of several workers at once ((channel, user id) -> language for a new one), created when
         missing and locked like ``worker_for_update``."""

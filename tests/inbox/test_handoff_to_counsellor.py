@@ -9,6 +9,7 @@ from sqlmodel import select
 from bot.store.models import HandoffRequest
 from tests.channels.conftest import settled
 from tests.channels.test_line import LineWorker
+from tests.fakes.signing import line_text_event
 from tests.inbox.conftest import Counsellor
 
 USER = "U9d1f2e3c4b5a69788796a5b4c3d2e1f0"
@@ -148,3 +149,20 @@ def test_a_cry_for_help_reaches_the_bot_even_while_a_counsellor_holds_the_conver
     assert answer and "110" in answer[0]["text"]
     case = sato.get("/conversations")[0]
     assert case["priority"] == "urgent" and case["status"] == "assigned", "the same case, now urgent"
+
+
+def test_several_messages_in_one_webhook_while_a_counsellor_holds_the_conversation_all_reach_the_counsellor(
+        served, fakes, book):
+    """LINE puts messages written in quick succession into one webhook: they are stepped together, and each
+    goes to the counsellor's transcript, none is answered by the bot."""
+    worker = worker_asks_for_a_counsellor(served, fakes, book)
+    sato = Counsellor(served.client, "sato")
+    case_id = sato.get("/conversations")[0]["id"]
+    sato.post(f"/conversations/{case_id}/claim")
+    before = len(fakes.line.messages_to(USER))
+
+    assert worker.post(line_text_event(USER, UNPAID), line_text_event(USER, PASSPORT)) == 200
+    settled(served.db)
+
+    assert fakes.line.messages_to(USER)[before:] == [], "the bot keeps quiet while the counsellor holds it"
+    assert [m["text"] for m in sato.get(f"/conversations/{case_id}")["transcript"][-2:]] == [UNPAID, PASSPORT]
