@@ -170,6 +170,9 @@ class SqliteWriterLock:
     _registry_lock = threading.Lock()
 
     CHECKPOINT_EVERY_SECONDS = 1.0
+    # Frames (pages of 4 KB) the write-ahead log may hold before it is started again from its beginning.
+    RESTART_LOG_AFTER_FRAMES = 16_384
+    RESTART_WAITS_FOR_READERS_MS = 50
 
     def __init__(self, path: Path | None) -> None:
         self._threads = threading.RLock()
@@ -224,7 +227,17 @@ class SqliteWriterLock:
             # mode=rw: a database deleted meanwhile (a test's folder) is not created again.
             conn = sqlite3.connect(f"file:{self._path}?mode=rw", uri=True, timeout=30)
             try:
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                _, log_frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                if log_frames > self.RESTART_LOG_AFTER_FRAMES:
+                    # Under steady load some reader always holds an older snapshot (the stepping process reads
+                    # while webhooks are written), so the log is never found fully copied and grows without end:
+                    # 250 MB in 25 s of bench/webhooks.py, every read slower for it. RESTART waits for the readers
+                    # of the moment (milliseconds) and makes the next writer start the log again; writers queue
+                    # on the writer lock meanwhile rather than polling SQLite's. A reader that takes longer (a
+                    # report) is not waited for: the log is started again at a later try.
+                    conn.execute(f"PRAGMA busy_timeout={self.RESTART_WAITS_FOR_READERS_MS}")
+                    with self:
+                        conn.execute("PRAGMA wal_checkpoint(RESTART)")
             finally:
                 conn.close()
         except sqlite3.Error as exc:  # the next write tries again
@@ -295,12 +308,13 @@ class Database:
                 nonlocal writing
                 if writing:
                     return
-                writer.enter_context(self._turn())
                 writing = True
                 sqlite_conn.execute("PRAGMA query_only=OFF")
-                # The reading transaction ends and the writing one begins, under the writer lock, on the same
-                # connection: SQLAlchemy's transaction goes on around both.
+                # The reading transaction ends before the writer lock is waited for (whoever holds it may be
+                # waiting for readers: SqliteWriterLock._checkpoint), and the writing one begins under it, on
+                # the same connection: SQLAlchemy's transaction goes on around both.
                 sqlite_conn.execute("COMMIT")
+                writer.enter_context(self._turn())
                 sqlite_conn.execute("BEGIN IMMEDIATE")
 
             try:

@@ -3,6 +3,7 @@ SQLite and on PostgreSQL alike, and a new process picks the conversation up wher
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlmodel import select
@@ -195,6 +196,49 @@ def test_what_the_service_writes_reaches_the_sqlite_file_itself_not_only_its_log
     assert path.stat().st_size > before
     with db.session() as s:
         assert len(s.exec(select(Worker)).all()) == user
+
+
+def test_the_sqlite_log_stays_bounded_while_some_reader_always_holds_a_snapshot(tmp_path, monkeypatch):
+    """Under steady load the stepping process is always reading while webhooks are written: the log is never
+    found fully copied, so it is started again from its beginning by force once it is long, or it would grow
+    as long as the load lasts (250 MB in 25 s of bench/webhooks.py)."""
+    import threading
+    import time
+
+    from bot.store.db import Database, SqliteWriterLock
+
+    monkeypatch.setattr(SqliteWriterLock, "RESTART_LOG_AFTER_FRAMES", 300)
+    monkeypatch.setattr(SqliteWriterLock, "CHECKPOINT_EVERY_SECONDS", 0.05)
+    path = tmp_path / "busy.db"
+    db = Database(f"sqlite:///{path}")
+    db.migrate()
+    writing = threading.Event()
+    writing.set()
+
+    def reader(offset: float) -> None:  # two of them, overlapping: there is always a snapshot being read
+        time.sleep(offset)
+        while writing.is_set():
+            with db.reading() as s:
+                s.exec(select(Worker.id)).all()
+                time.sleep(0.02)
+
+    readers = [threading.Thread(target=reader, args=(offset,), daemon=True) for offset in (0, 0.01)]
+    for thread in readers:
+        thread.start()
+    now = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    largest = 0
+    for batch in range(400):
+        with db.session() as s:
+            s.add_all([Worker(channel="line", channel_user_id=f"U{batch}-{n}", language="en", created_at=now,
+                              last_active_at=now) for n in range(10)])
+        largest = max(largest, Path(f"{path}-wal").stat().st_size)
+    writing.clear()
+    for thread in readers:
+        thread.join(5)
+
+    assert largest < 4 * 1024 * 1024, f"the log grew to {largest} bytes"
+    with db.session() as s:
+        assert len(s.exec(select(Worker.id)).all()) == 4000
 
 
 def test_a_step_that_read_the_state_before_someone_else_changed_it_does_not_overwrite_the_change(database, book):
