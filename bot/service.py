@@ -96,8 +96,7 @@ class ConversationService:
     def create_new_workers(self, turns: Sequence[Turn | None]) -> None:
         """The rows of people writing for the first time, in a short transaction of their own, so that stepping
         their first message only reads before it writes (see Database.read_then_write)."""
-        keys = {(t.channel, t.channel_user_id): t.event.language_hint or self.default_language
-                for t in turns if t is not None}
+        keys = self._worker_keys([t for t in turns if t is not None])
         if not keys:
             return
         with self.db.reading() as session:
@@ -105,6 +104,10 @@ class ConversationService:
         if unknown:
             with self.db.session() as session:
                 ConversationRepository(session).workers_for_update({k: keys[k] for k in unknown}, self.clock())
+
+    def _worker_keys(self, turns: Sequence[Turn]) -> dict[tuple[str, str], str]:
+        """(channel, user id) of each turn's worker -> the language a new worker starts in."""
+        return {(t.channel, t.channel_user_id): t.event.language_hint or self.default_language for t in turns}
 
     def handle_many(self, session: Session, turns: list[Turn],
                     before_writing: Callable[[], None] | None = None) -> list[list[Outbound]]:
@@ -114,7 +117,7 @@ class ConversationService:
         (see Database.read_then_write)."""
         now = self.clock()
         repo = ConversationRepository(session)
-        keys = {(t.channel, t.channel_user_id): t.event.language_hint or self.default_language for t in turns}
+        keys = self._worker_keys(turns)
         workers = repo.workers_for_update(keys, now)
         states = repo.load_states([w.id for w in workers.values()])  # type: ignore[misc]
         seen = repo.received_event_ids([(t.channel, t.provider_event_id) for t in turns if t.provider_event_id])
