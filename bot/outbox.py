@@ -38,6 +38,8 @@ DUE_COLUMNS = (OutboxMessage.id, OutboxMessage.worker_id, OutboxMessage.channel,
                Worker.reachable.label("worker_reachable"), Worker.opted_out.label("worker_opted_out"),  # type: ignore[attr-defined]
                Worker.last_inbound_at.label("worker_last_inbound_at"))  # type: ignore[union-attr]
 DueSend = Row[Any]
+# Enough to tell which workers have a message due (PostgreSQL's pass before taking the workers' locks).
+WAITING_COLUMNS = (OutboxMessage.id, OutboxMessage.worker_id, OutboxMessage.next_attempt_at)
 
 
 class Outbox:
@@ -182,15 +184,20 @@ class Dispatcher:
         return sent
 
     async def _conversations_once(self) -> int:
-        heads = await asyncio.to_thread(self._due_rows)
+        if self.db.is_postgres:
+            # Which workers have something due, without the payloads: the rows themselves are read under the
+            # locks, since another dispatcher may have just sent some of them.
+            due = await asyncio.to_thread(self._due_rows, None, WAITING_COLUMNS)
+            mine = await asyncio.to_thread(self.locks.try_lock, list(due))
+            heads = await asyncio.to_thread(self._due_rows, set(mine)) if mine else {}
+        else:  # one dispatcher at a time (DispatchLocks.may_dispatch)
+            heads = await asyncio.to_thread(self._due_rows)
+            mine = list(heads)
         if not heads:
-            return 0
-        mine = await asyncio.to_thread(self.locks.try_lock, list(heads))
-        if not mine:
+            if mine:
+                await asyncio.to_thread(self.locks.unlock, mine)
             return 0
         try:
-            if self.db.is_postgres:  # read again under the locks: another dispatcher may have just sent some
-                heads = await asyncio.to_thread(self._due_rows, set(mine))
             counts = await asyncio.gather(*(self._send_chain(rows) for rows in heads.values()))
             await self._flush_outcomes()  # before the locks go: the next holder must see these as sent
         finally:
@@ -214,12 +221,13 @@ class Dispatcher:
         with self.db.reading() as s:
             return s.exec(query).one()
 
-    def _due_rows(self, only: set[int] | None = None) -> dict[int, list[DueSend]]:
+    def _due_rows(self, only: set[int] | None = None,
+                  columns: tuple[Any, ...] = DUE_COLUMNS) -> dict[int, list[DueSend]]:
         """Pending rows grouped by worker, in order; a worker whose first row is not due yet waits whole, so
         that its messages never overtake each other."""
         now = self.clock()
         with self.db.reading() as s:
-            query = (select(*DUE_COLUMNS).join(Worker, Worker.id == OutboxMessage.worker_id)  # type: ignore[arg-type]
+            query = (select(*columns).join(Worker, Worker.id == OutboxMessage.worker_id)  # type: ignore[arg-type]
                      .where(OutboxMessage.status == "pending",
                             OutboxMessage.campaign_id.is_(None)))  # type: ignore[union-attr]
             if only is not None:

@@ -15,15 +15,14 @@ With no key set, a SQLite database (development) gets a key generated once into 
 """
 from __future__ import annotations
 
-import json
+import base64
 import logging
 import os
+import os as _os
 from pathlib import Path
 from typing import Any
 
-import base64
-import os as _os
-
+import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
@@ -235,11 +234,13 @@ class EncryptedJSON(TypeDecorator[Any]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
         if value is None:
             return None
-        return keyring_of(dialect).encrypt(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+        # orjson: json.dumps took a tenth of a conversation step's CPU (a state, a log entry and a reply each
+        # turn), orjson a tenth of that; both write the same compact UTF-8 JSON.
+        return keyring_of(dialect).encrypt(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode("utf-8"))
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
         if not isinstance(value, str):  # a JSON column not converted yet (PostgreSQL before 0005)
             return value
-        return json.loads(keyring_of(dialect).decrypt(value))
+        return orjson.loads(keyring_of(dialect).decrypt(value))

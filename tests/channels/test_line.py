@@ -116,6 +116,27 @@ def test_malformed_json_with_a_valid_signature_gets_400(served):
         assert not s.exec(select(InboundQueue)).all()
 
 
+def test_events_we_do_not_serve_are_skipped_and_a_body_without_an_event_list_gets_400(served):
+    """LINE also sends events that are not a person talking to us (a group message without a sender, a beacon,
+    a new event type): those are acknowledged and dropped, while the worker's message beside them is kept."""
+    from tests.fakes.signing import line_signature
+
+    text = json.loads(line_webhook([line_text_event(USER, "hello")], LINE_SECRET)[0])["events"][0]
+    group = {**text, "webhookEventId": "01GROUPNOSENDER", "source": {"type": "group", "groupId": "C1"}}
+    beacon = {**text, "type": "beacon", "webhookEventId": "01BEACON", "beacon": {"hwid": "d41d8cd98f", "type": "enter"}}
+    body = json.dumps({"destination": "U1", "events": [group, beacon, text]}).encode()
+    response = served.client.post("/webhooks/line", content=body,
+                                  headers={"X-Line-Signature": line_signature(body, LINE_SECRET)})
+    assert response.status_code == 200 and response.json() == {"received": 1, "stored": 1}
+    for shape in ({"destination": "U1"}, {"events": {"type": "message"}}, {"events": ["hello"]}):
+        body = json.dumps(shape).encode()
+        response = served.client.post("/webhooks/line", content=body,
+                                      headers={"X-Line-Signature": line_signature(body, LINE_SECRET)})
+        assert response.status_code == 400, shape
+    with served.db.session() as s:
+        assert [row.provider_event_id for row in s.exec(select(InboundQueue))] == [text["webhookEventId"]]
+
+
 def test_a_body_larger_than_any_webhook_gets_413_even_when_signed(served):
     from tests.fakes.signing import line_signature
 
