@@ -82,3 +82,15 @@ def test_forged_button_ids_never_crash(book, ids):
     chat = chat_at(book, "Q3")
     out = chat.event(InboundEvent(kind=InboundKind.CHOICE, choice_ids=ids))
     assert out
+
+
+def test_a_step_leaves_the_state_it_was_given_as_it_was(book):
+    """The service keeps the state it read until the step's writes are committed (and steps again from it when a
+    write loses a race), so a step must never change that object, even when it adds to the sheet's answers."""
+    chat = chat_at(book, "Q5")
+    given = chat.state
+    snapshot = given.model_dump(mode="json")
+    chat.press("yes")
+    chat.say("menu")
+    assert chat.state.model_dump(mode="json") != snapshot, "the worker's answer was recorded"
+    assert given.model_dump(mode="json") == snapshot
