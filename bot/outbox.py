@@ -39,7 +39,7 @@ DUE_COLUMNS = (OutboxMessage.id, OutboxMessage.worker_id, OutboxMessage.channel,
                Worker.last_inbound_at.label("worker_last_inbound_at"))  # type: ignore[union-attr]
 DueSend = Row[Any]
 # Enough to tell which workers have a message due (PostgreSQL's pass before taking the workers' locks).
-WAITING_COLUMNS = (OutboxMessage.id, OutboxMessage.worker_id, OutboxMessage.next_attempt_at)
+DUE_KEY_COLUMNS = (OutboxMessage.id, OutboxMessage.worker_id, OutboxMessage.next_attempt_at)
 
 
 class Outbox:
@@ -187,7 +187,7 @@ class Dispatcher:
         if self.db.is_postgres:
             # Which workers have something due, without the payloads: the rows themselves are read under the
             # locks, since another dispatcher may have just sent some of them.
-            due = await asyncio.to_thread(self._due_rows, None, WAITING_COLUMNS)
+            due = await asyncio.to_thread(self._due_rows, None, DUE_KEY_COLUMNS)
             mine = await asyncio.to_thread(self.locks.try_lock, list(due))
             heads = await asyncio.to_thread(self._due_rows, set(mine)) if mine else {}
         else:  # one dispatcher at a time (DispatchLocks.may_dispatch)

@@ -126,6 +126,8 @@ PENDING_COLUMNS = (InboundQueue.id, InboundQueue.channel, InboundQueue.channel_u
                    InboundQueue.provider_event_id, InboundQueue.event, InboundQueue.reply_token,
                    InboundQueue.reply_token_expires_at)
 PendingEvent = Row[tuple[int, str, str, str, dict[str, Any], str | None, datetime | None]]
+# Whose the pending events are, without decrypting them (PostgreSQL's pass before taking the conversations' locks).
+PENDING_KEY_COLUMNS = (InboundQueue.id, InboundQueue.channel, InboundQueue.channel_user_id)
 
 
 def _conversation_key(row: PendingEvent) -> int:
@@ -157,14 +159,16 @@ class InboundProcessor:
     async def run_once(self) -> int:
         if not self.db.is_postgres and not self.locks.may_dispatch():
             return 0  # SQLite: one stepping process at a time, or two could take one worker's events out of order
-        rows = await asyncio.to_thread(self._pending)
-        if not rows:
-            return 0
         if not self.db.is_postgres:  # one process, in arrival order
-            return await self._step_rows(rows)
+            rows = await asyncio.to_thread(self._pending)
+            return await self._step_rows(rows) if rows else 0
         # Several processors may run (one per `mirai dispatch`): each takes a lock per conversation before
-        # stepping it, then reads again, so one worker's events are never stepped out of order.
-        mine = await asyncio.to_thread(self.locks.try_lock, sorted({_conversation_key(r) for r in rows}))
+        # stepping it, then reads the events (not only whose they are) again, so one worker's events are never
+        # stepped out of order.
+        waiting = await asyncio.to_thread(self._pending, PENDING_KEY_COLUMNS)
+        if not waiting:
+            return 0
+        mine = await asyncio.to_thread(self.locks.try_lock, sorted({_conversation_key(r) for r in waiting}))
         if not mine:
             return 0
         try:
@@ -188,9 +192,9 @@ class InboundProcessor:
             await asyncio.to_thread(self._process_batch, work[start:start + self.transaction_size])
         return len(rows)
 
-    def _pending(self) -> list[PendingEvent]:
+    def _pending(self, columns: tuple[Any, ...] = PENDING_COLUMNS) -> list[PendingEvent]:
         with self.db.reading() as s:
-            return list(s.execute(select(*PENDING_COLUMNS).where(InboundQueue.status == "pending")
+            return list(s.execute(select(*columns).where(InboundQueue.status == "pending")
                                   .order_by(InboundQueue.id).limit(self.batch_size)).all())  # type: ignore[arg-type]
 
     def _process_batch(self, batch: list[tuple[PendingEvent, Turn | None]]) -> None:

@@ -266,3 +266,34 @@ def test_a_step_that_read_the_state_before_someone_else_changed_it_does_not_over
     text(service, "w1", "menu")
     with database.session() as s:
         assert s.get(ConversationStateRow, worker_id).version == read_by_the_step.version + 2
+
+
+def test_many_log_entries_written_at_once_read_back_exactly_as_one_at_a_time(database):
+    """A batch of turns writes its transcript lines in one go (COPY on PostgreSQL): what a counsellor reads back
+    must be the same, character for character, as lines written one by one, whatever the worker typed."""
+    from bot.store.crypto import GCM_PREFIX
+    from bot.store.models import Message, Worker
+    from bot.store.repository import insert_rows
+
+    awkward = ["tab\there", "two\nlines", "back\\slash \\N", "", "ကျေးဇူး 谢谢 😀", "comma, \"quote\" 'apostrophe'",
+               "\r\n\x0b", "NULL", "\\."]
+    at = datetime(2026, 11, 25, 9, 30, 15, 123456, tzinfo=UTC)
+    with database.session() as s:
+        worker = Worker(channel="line", channel_user_id="U-copy", language="my", created_at=at, last_active_at=at)
+        s.add(worker)
+        s.flush()
+        rows = [dict(worker_id=worker.id, channel="line", direction="in", kind="text", text=text,
+                     payload={"event": {"text": text, "n": n, "nested": [None, True, 1.5]}}, question=text[:32] or None,
+                     provider_event_id=f"evt\t{n}\n{text}"[:128], created_at=at + timedelta(seconds=n),
+                     delivered_at=None if n % 2 else at) for n, text in enumerate(awkward)]
+        insert_rows(s, Message.__table__, rows[:2])  # too few for a COPY: plain INSERTs
+        insert_rows(s, Message.__table__, rows[2:])
+        worker_id = worker.id
+    with database.session() as s:
+        stored = s.exec(select(Message).where(Message.worker_id == worker_id).order_by(Message.id)).all()
+        assert [(m.text, m.payload, m.question, m.provider_event_id, m.created_at, m.delivered_at) for m in stored] == [
+            (r["text"], r["payload"], r["question"], r["provider_event_id"], r["created_at"], r["delivered_at"])
+            for r in rows]
+    with database.engine.connect() as conn:  # and on disk, the words are as unreadable as ever
+        raw = conn.exec_driver_sql(f"SELECT text, payload FROM message WHERE worker_id = {worker_id}").all()
+    assert len(raw) == len(awkward) and all(t.startswith(GCM_PREFIX) and p.startswith(GCM_PREFIX) for t, p in raw)
