@@ -297,3 +297,46 @@ def test_many_log_entries_written_at_once_read_back_exactly_as_one_at_a_time(dat
     with database.engine.connect() as conn:  # and on disk, the words are as unreadable as ever
         raw = conn.exec_driver_sql(f"SELECT text, payload FROM message WHERE worker_id = {worker_id}").all()
     assert len(raw) == len(awkward) and all(t.startswith(GCM_PREFIX) and p.startswith(GCM_PREFIX) for t, p in raw)
+
+
+def test_a_batch_of_steps_that_read_one_state_before_a_change_writes_none_of_them(database, book):
+    """Several workers' turns are written together (one statement on PostgreSQL). If one worker's state changed
+    since the batch read it, the whole batch is refused, so the batch can be stepped again one by one; a batch
+    nobody interfered with is written whole, every worker's turn and last activity with it."""
+    service = ConversationService(database, book, clock=Clock())
+    users = [f"w{n}" for n in range(6)]
+    for user in users:
+        open_chat(service, user)
+    at = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+    with database.session() as s:
+        ids = list(s.exec(select(Worker.id).order_by(Worker.id)).all())
+        read = ConversationRepository(s).load_states(ids)
+    with database.session() as s:  # a counsellor pauses the bot for the fourth worker meanwhile
+        row = s.get(ConversationStateRow, ids[3])
+        row.state, row.version = {**row.state, "paused": True}, row.version + 1
+        s.add(row)
+
+    def write_batch(worker_ids: list[int]) -> None:
+        with database.session() as s:
+            repo = ConversationRepository(s)
+            for worker_id in worker_ids:
+                repo.save_state_row(read[worker_id], worker_id, {**read[worker_id].state, "step": "menu"}, at)
+                repo.change_worker(s.get(Worker, worker_id), last_active_at=at, last_inbound_at=at)
+            repo.write_new_rows()
+
+    with pytest.raises(StaleState):
+        write_batch(ids)
+    with database.session() as s:
+        states = {i: s.get(ConversationStateRow, i) for i in ids}
+        assert states[ids[3]].state["paused"] is True
+        assert [states[i].version for i in ids] == [read[i].version + (i == ids[3]) for i in ids], "nothing kept"
+        assert all(s.get(Worker, i).last_inbound_at != at for i in ids)
+
+    others = [i for i in ids if i != ids[3]]
+    write_batch(others)
+    with database.session() as s:
+        for i in others:
+            assert s.get(ConversationStateRow, i).state == {**read[i].state, "step": "menu"}
+            assert s.get(ConversationStateRow, i).version == read[i].version + 1
+            assert s.get(Worker, i).last_inbound_at == at
+        assert s.get(ConversationStateRow, ids[3]).state["paused"] is True
