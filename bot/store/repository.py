@@ -1,11 +1,11 @@
 """Thin repositories: the only code that writes SQL for the conversation service."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy import Column, Dialect, Table, bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
@@ -35,8 +35,14 @@ class StaleState(RuntimeError):
     """A conversation state changed under us since it was read: the transaction must not overwrite it."""
 
 
-# Below this many rows an INSERT is as cheap as starting a COPY.
+# Below this many rows a statement per row is as cheap as a COPY or an UPDATE over arrays.
 COPY_FROM_ROWS = 4
+
+
+def _as_bound(dialect: Dialect, columns: list[Column[Any]]) -> list[Callable[[Any], Any] | None]:
+    """What a statement would do to each value of these columns first (encryption, JSON, time zones), for
+    values handed to the driver directly."""
+    return [column.type._cached_bind_processor(dialect) for column in columns]
 
 
 def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -51,8 +57,7 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     if connection.dialect.name != "postgresql" or len(rows) < COPY_FROM_ROWS or missing_defaults:
         session.execute(insert(table), rows)
         return
-    # What an INSERT would do to each value first: encryption, JSON, time zones (the columns' own types).
-    processors = [(c.name, c.type._cached_bind_processor(connection.dialect)) for c in columns]
+    processors = list(zip([c.name for c in columns], _as_bound(connection.dialect, columns)))
     names = ", ".join(connection.dialect.identifier_preparer.quote(c.name) for c in columns)
     quoted_table = connection.dialect.identifier_preparer.format_table(table)
     with connection.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
@@ -80,11 +85,10 @@ def update_rows(session: Session, table: Table, where: Sequence[str], columns: S
     quote = dialect.identifier_preparer.quote
     named = [(f"w_{n}", table.c[n]) for n in where] + [(f"v_{n}", table.c[n]) for n in columns]
     arrays: dict[str, list[Any]] = {alias: [] for alias, _ in named}
-    processors = [(alias, column.type._cached_bind_processor(dialect)) for alias, column in named]
+    processors = list(zip(arrays, _as_bound(dialect, [column for _, column in named])))
     for keys, values in rows:
         for (alias, process), value in zip(processors, (*keys, *values)):
             arrays[alias].append(value if process is None else process(value))
-    # The values as the columns' own types: encryption, JSON and time zones applied as an INSERT would.
     unnest = ", ".join(f"%({alias})s::{column.type.compile(dialect=dialect)}[]" for alias, column in named)
     sql = (f"UPDATE {dialect.identifier_preparer.format_table(table)} AS t SET "
            + ", ".join(f"{quote(n)} = v.{quote('v_' + n)}" for n in columns)
