@@ -19,6 +19,7 @@ from bot.sendrules import QuietHours
 from bot.settings import Settings
 from bot.store.db import Database, as_utc
 from bot.store.models import Campaign, OutboxMessage, Worker
+from bot.store.repository import as_bound, write_bound_rows
 
 Clock = Callable[[], datetime]
 outbox_table = OutboxMessage.__table__
@@ -251,8 +252,7 @@ def _bulk_insert(session: Any, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     connection = session.connection()
-    dialect = connection.dialect
-    processors = {c: outbox_table.c[c].type._cached_bind_processor(dialect) for c in OUTBOX_COLUMNS}
+    processors = dict(zip(OUTBOX_COLUMNS, as_bound(connection.dialect, [outbox_table.c[c] for c in OUTBOX_COLUMNS])))
     converted: dict[tuple[str, int], Any] = {}
 
     def value(column: str, v: Any) -> Any:
@@ -266,16 +266,8 @@ def _bulk_insert(session: Any, rows: list[dict[str, Any]]) -> None:
             return converted[key]
         return processor(v)
 
-    tuples = [tuple(value(c, row[c]) for c in OUTBOX_COLUMNS) for row in rows]
-    names = ", ".join(OUTBOX_COLUMNS)
-    if dialect.name == "postgresql":
-        with connection.connection.driver_connection.cursor() as cursor:
-            with cursor.copy(f"COPY outbox ({names}) FROM STDIN") as copy:
-                for t in tuples:
-                    copy.write_row(t)
-    else:
-        marks = ", ".join("?" for _ in OUTBOX_COLUMNS)
-        connection.exec_driver_sql(f"INSERT INTO outbox ({names}) VALUES ({marks})", tuples)
+    write_bound_rows(connection, outbox_table, OUTBOX_COLUMNS,
+                     [tuple(value(c, row[c]) for c in OUTBOX_COLUMNS) for row in rows])
 
 
 def _progress(campaign: Campaign, counts: list[Any]) -> dict[str, Any]:

@@ -184,8 +184,9 @@ class LineChannel(Channel):
         if retry_key:
             headers["X-Line-Retry-Key"] = retry_key
         await self._client.call_api(  # type: ignore[union-attr]
-            path, "POST", header_params=headers, body=_RenderedBody(body), response_types_map={}, auth_settings=["Bearer"],
-            _return_http_data_only=False, _preload_content=True)  # errors raise ApiException only when preloaded
+            path, "POST", header_params=headers, body=_RenderedBody(body), response_types_map={},
+            auth_settings=["Bearer"], _return_http_data_only=False,
+            _preload_content=True)  # errors raise ApiException only when preloaded
 
     async def send(self, payload: dict[str, Any], ctx: SendContext) -> SendResult:
         messages = payload["messages"]

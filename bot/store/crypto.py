@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import logging
 import os
-import os as _os
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +64,7 @@ class KeyRing:
         self._gcms = [_gcm_key(k) for k in keys]
 
     def encrypt(self, text: str) -> str:
-        nonce = _os.urandom(12)
+        nonce = os.urandom(12)
         sealed = self._gcms[0].encrypt(nonce, text.encode("utf-8"), None)
         return GCM_PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
 

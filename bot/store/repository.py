@@ -5,7 +5,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Column, Dialect, Table, bindparam, insert, update
+from sqlalchemy import Column, Connection, Dialect, Table, bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
@@ -39,7 +39,7 @@ class StaleState(RuntimeError):
 COPY_FROM_ROWS = 4
 
 
-def _as_bound(dialect: Dialect, columns: list[Column[Any]]) -> list[Callable[[Any], Any] | None]:
+def as_bound(dialect: Dialect, columns: list[Column[Any]]) -> list[Callable[[Any], Any] | None]:
     """What a statement would do to each value of these columns first (encryption, JSON, time zones), for
     values handed to the driver directly."""
     return [column.type._cached_bind_processor(dialect) for column in columns]
@@ -57,13 +57,27 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     if connection.dialect.name != "postgresql" or len(rows) < COPY_FROM_ROWS or missing_defaults:
         session.execute(insert(table), rows)
         return
-    processors = list(zip([c.name for c in columns], _as_bound(connection.dialect, columns)))
-    names = ", ".join(connection.dialect.identifier_preparer.quote(c.name) for c in columns)
-    quoted_table = connection.dialect.identifier_preparer.format_table(table)
-    with connection.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
-        with cursor.copy(f"COPY {quoted_table} ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([row[name] if process is None else process(row[name]) for name, process in processors])
+    processors = list(zip([c.name for c in columns], as_bound(connection.dialect, columns)))
+    write_bound_rows(connection, table, [c.name for c in columns],
+                     [[row[name] if process is None else process(row[name]) for name, process in processors]
+                      for row in rows])
+
+
+def write_bound_rows(connection: Connection, table: Table, names: Sequence[str],
+                     rows: Iterable[Sequence[Any]]) -> None:
+    """Rows of values already converted by their columns' types (``_as_bound``): by COPY on PostgreSQL, by one
+    INSERT run for all of them elsewhere."""
+    preparer = connection.dialect.identifier_preparer
+    columns = ", ".join(preparer.quote(name) for name in names)
+    if connection.dialect.name == "postgresql":
+        with connection.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+            with cursor.copy(f"COPY {preparer.format_table(table)} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+    else:
+        marks = ", ".join("?" for _ in names)
+        connection.exec_driver_sql(f"INSERT INTO {preparer.format_table(table)} ({columns}) VALUES ({marks})",
+                                   [tuple(row) for row in rows])
 
 
 def update_rows(session: Session, table: Table, where: Sequence[str], columns: Sequence[str],
@@ -85,7 +99,7 @@ def update_rows(session: Session, table: Table, where: Sequence[str], columns: S
     quote = dialect.identifier_preparer.quote
     named = [(f"w_{n}", table.c[n]) for n in where] + [(f"v_{n}", table.c[n]) for n in columns]
     arrays: dict[str, list[Any]] = {alias: [] for alias, _ in named}
-    processors = list(zip(arrays, _as_bound(dialect, [column for _, column in named])))
+    processors = list(zip(arrays, as_bound(dialect, [column for _, column in named])))
     for keys, values in rows:
         for (alias, process), value in zip(processors, (*keys, *values)):
             arrays[alias].append(value if process is None else process(value))
