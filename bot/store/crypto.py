@@ -127,10 +127,13 @@ def parse_keys(configured: str) -> list[str]:
 
 
 def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite database, None when it lives in memory (``sqlite://``, ``sqlite:///:memory:``) or is
+    no SQLite database at all."""
     if not url.startswith("sqlite"):
         return None
-    path = url.split("///", 1)[-1]
-    return Path(path) if path and path != ":memory:" else None
+    _, separator, path = url.partition(":///")
+    path = path.split("?", 1)[0]
+    return Path(path) if separator and path and path != ":memory:" else None
 
 
 def key_file_for(url: str) -> Path | None:

@@ -29,10 +29,9 @@ log = logging.getLogger("mirai.store")
 
 def _ensure_sqlite_folder(url: str) -> None:
     """SQLite creates the file but not its folder (./data on a fresh checkout)."""
-    if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    path = crypto.sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
 
 
 def make_engine(url: str, keyring: KeyRing | None = None) -> Engine:
