@@ -26,7 +26,7 @@ from bot.outbox import Dispatcher, Outbox
 from bot.pipeline import InboundProcessor, InboundStore, Pipeline
 from bot.scheduler import build_scheduler
 from bot.service import ConversationService, utcnow
-from bot.privacy import install_log_redaction
+from bot.privacy import install_log_redaction, keep_promises
 from bot.settings import Settings, get_settings
 from bot.store.db import get_database
 from bot.translation import Translator
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_log_redaction()
     db = get_database(settings.database_url, settings.encryption_keys)
     book = default_flowbook()
+    keep_promises(settings, book.promises)
     channels = {name: ch for name, ch in build_channels(settings).items() if ch.enabled()}
     outbox = Outbox(channels)
     service = ConversationService(db, book, default_language=settings.default_language, outbox=outbox,

@@ -97,6 +97,10 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
     steps, sends = args.role in ("all", "steps"), args.role in ("all", "sends")
     processor = None
     if steps:  # a sending process needs neither the engine nor the NLU models (a sixth of a gigabyte)
+        from bot.flowbook import default_flowbook
+        from bot.privacy import keep_promises
+
+        keep_promises(settings, default_flowbook().promises)
         service = ConversationService(db, default_language=settings.default_language, outbox=outbox,
                                       office_hours=OfficeHours.parse(settings.office_hours, settings.timezone),
                                       nlu=NluService.from_settings(settings))
@@ -573,10 +577,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in ("serve", "dispatch", "scheduler"):
         _configure_logging()
+    from bot.privacy import BrokenPromise
+    from bot.store.crypto import EncryptionKeyError
+
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
         return 130
+    except (BrokenPromise, EncryptionKeyError) as exc:  # settings to mend, not a bug: no traceback
+        print(f"mirai {args.command}: cannot start: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -21,8 +21,22 @@ class Finding:
 
 
 def examine(settings: Settings) -> list[Finding]:
-    return [_encryption(settings), *_database(settings), *_channels(settings), *_office(settings),
-            _translator(settings), _nlu(settings)]
+    return [_encryption(settings), _privacy_notice(settings), *_database(settings), *_channels(settings),
+            *_office(settings), _translator(settings), _nlu(settings)]
+
+
+def _privacy_notice(settings: Settings) -> Finding:
+    from bot.flowbook import default_flowbook
+    from bot.privacy import broken_promises
+
+    promises = default_flowbook().promises
+    if broken := broken_promises(settings, promises):
+        return Finding(False, "privacy notice", "; ".join(broken) + ": the service refuses to start until the "
+                                                "settings keep what workers were told.")
+    return Finding(True, "privacy notice", f"free text is erased after {settings.free_text_retention_days} days "
+                                           f"(the notice promises {promises.free_text_retention_days} at most); "
+                                           f"employers see groups of {settings.report_min_respondents} or more "
+                                           f"(promised: {promises.report_min_respondents}).")
 
 
 def _encryption(settings: Settings) -> Finding:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel as _PydanticModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel as _PydanticModel, ConfigDict, Field, field_validator, model_validator
 
 LANGUAGES: tuple[str, ...] = ("ja", "en", "zh", "vi", "tl", "id", "my", "pt", "es")
 LANGUAGE_NAMES: dict[str, str] = {
@@ -161,10 +161,19 @@ class CurrencyTable(BaseModel):
         raise KeyError(code)
 
 
+class Promises(BaseModel):
+    """What the privacy notice tells every worker, in numbers: the settings may keep them more strictly, never
+    less (see bot.privacy.broken_promises)."""
+
+    free_text_retention_days: int = Field(gt=0)
+    report_min_respondents: int = Field(ge=2)
+
+
 class FlowBook(BaseModel):
     """Everything the engine needs to talk, loaded once."""
 
     questions: list[Question]
+    promises: Promises
     texts: dict[str, Localized]
     indicators: dict[str, Localized]
     keywords: dict[str, dict[str, list[str]]]
@@ -202,7 +211,8 @@ def load_flowbook(data_dir: Path | None = None, content_dir: Path | None = None)
     data_dir, content_dir = data_dir or DATA_DIR, content_dir or CONTENT_DIR
     try:
         sheet = _read(data_dir / "self_diagnosis.yaml")
-        ui = _read(data_dir / "ui.yaml")["texts"]
+        ui_file = _read(data_dir / "ui.yaml")
+        ui = ui_file["texts"]
         nudge_texts = _read(data_dir / "nudges.yaml")["texts"]
         if overlap := set(ui) & set(nudge_texts):
             raise FlowDataError(f"texts defined twice (ui.yaml and nudges.yaml): {sorted(overlap)}")
@@ -215,6 +225,7 @@ def load_flowbook(data_dir: Path | None = None, content_dir: Path | None = None)
         helplines = _read(content_dir / "helplines.yaml")["helplines"]
         book = FlowBook(
             questions=sheet["questions"],
+            promises=ui_file["promises"],
             texts={k: _localized(v, f"text {k}") for k, v in ui.items()},
             indicators={k: _localized(v, f"indicator {k}") for k, v in indicators.items()},
             keywords={intent: {lang: [str(w) for w in (words or [])] for lang, words in by_lang.items()}

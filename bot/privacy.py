@@ -15,6 +15,8 @@ from typing import Any
 from sqlalchemy import Column, Table, case, delete, literal_column, null, text, update
 from sqlmodel import Session, SQLModel, select
 
+from bot.flowbook import Promises
+from bot.settings import Settings
 from bot.store.crypto import EncryptedJSON, EncryptedText
 from bot.store.db import Database
 from bot.store.models import (
@@ -36,6 +38,30 @@ PURGE_BATCH = 2000
 TOMBSTONE_PREFIX = "erased:"
 # What a finding of a diagnosis result may keep after erasure: ids from the sheet, nothing the worker wrote.
 FINDING_FIELDS = ("id", "indicator", "severity")
+
+
+class BrokenPromise(RuntimeError):
+    """The settings would make the privacy notice untrue: the service does not start on them."""
+
+
+def keep_promises(settings: Settings, promises: Promises) -> None:
+    """Raises BrokenPromise, naming every setting that breaks the privacy notice."""
+    if broken := broken_promises(settings, promises):
+        raise BrokenPromise("; ".join(broken) + ". Keep the settings within the notice (bot/flows/ui.yaml, "
+                            "'promises'), or change the notice in all 9 languages and its promises together.")
+
+
+def broken_promises(settings: Settings, promises: Promises) -> list[str]:
+    """What the settings would make untrue of the privacy notice every worker agreed to, in plain words (empty
+    when they keep it). Stricter than promised is fine: erasing sooner, or showing employers bigger groups."""
+    broken = []
+    if settings.free_text_retention_days > promises.free_text_retention_days:
+        broken.append(f"FREE_TEXT_RETENTION_DAYS is {settings.free_text_retention_days}, but the privacy notice tells "
+                      f"workers that what they write is erased after {promises.free_text_retention_days} days")
+    if settings.report_min_respondents < promises.report_min_respondents:
+        broken.append(f"REPORT_MIN_RESPONDENTS is {settings.report_min_respondents}, but the privacy notice tells "
+                      f"workers that employers only see totals of {promises.report_min_respondents} or more")
+    return broken
 
 
 def erase_worker(session: Session, worker_id: int, now: datetime) -> None:

@@ -100,3 +100,30 @@ def test_mirai_privacy_purge_runs_from_the_command_line(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "free text older than 30 days is erased" in done.stdout
+
+
+def test_settings_that_would_make_the_privacy_notice_untrue_stop_the_service_and_doctor_says_which(tmp_path):
+    """Every worker agreed to a notice that says their words are erased after a year and that employers see only
+    groups of ten or more; an operator who sets a longer retention or smaller groups is stopped, not obeyed."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    mirai = str(Path(sys.executable).parent / "mirai")
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/mirai.db", "FREE_TEXT_RETENTION_DAYS": "730",
+           "REPORT_MIN_RESPONDENTS": "5", "PORT": "1"}
+    for command in (["serve"], ["dispatch", "--role", "steps", "--until-empty"]):
+        refused = subprocess.run([mirai, *command], capture_output=True, text=True, env=env, timeout=120)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert "cannot start: FREE_TEXT_RETENTION_DAYS is 730, but the privacy notice tells workers" in refused.stderr
+        assert "REPORT_MIN_RESPONDENTS is 5" in refused.stderr
+        assert "Traceback" not in refused.stderr
+
+    doctor = subprocess.run([mirai, "doctor"], capture_output=True, text=True, env=env, timeout=120)
+    assert doctor.returncode == 1
+    assert "BAD  privacy notice: FREE_TEXT_RETENTION_DAYS is 730" in doctor.stdout
+
+    stricter = {**env, "FREE_TEXT_RETENTION_DAYS": "90", "REPORT_MIN_RESPONDENTS": "20"}
+    kept = subprocess.run([mirai, "doctor"], capture_output=True, text=True, env=stricter, timeout=120)
+    assert "ok   privacy notice: free text is erased after 90 days" in kept.stdout
