@@ -16,6 +16,12 @@ can (an aiohttp client took 0.4-1 ms of CPU per webhook, as much as a third of w
     .venv/bin/python bench/webhooks.py                 # SQLite and PostgreSQL (if installed)
     .venv/bin/python bench/webhooks.py --db sqlite --rate 800 --seconds 10
     .venv/bin/python bench/webhooks.py --setup split --seconds 6   # only api + dispatch processes
+
+Setups (--setup, comma-separated; default serve,split):
+  serve    `mirai serve` alone, as `make run` starts it: its stepping and sending in two child processes
+  split    `mirai serve` with RUN_WORKERS_IN_PROCESS=false beside `mirai dispatch --role steps` and `--role sends`
+           (docker-compose.yml's api and worker containers)
+  threads  `mirai serve` with PIPELINE_PROCESSES=false: stepping and sending in threads of the one process
 """
 from __future__ import annotations
 
@@ -98,9 +104,9 @@ class Phase:
 
 
 class Bench:
-    def __init__(self, database_url: str, label: str, log_path: str | None = None, split: bool = False,
+    def __init__(self, database_url: str, label: str, log_path: str | None = None, setup: str = "serve",
                  postmaster: int | None = None) -> None:
-        self.database_url, self.label, self.log_path, self.split = database_url, label, log_path, split
+        self.database_url, self.label, self.log_path, self.setup = database_url, label, log_path, setup
         self.postmaster = postmaster
         self.port = free_port()
         self.users = (f"U{n:032x}" for n in itertools.count(1))
@@ -118,8 +124,10 @@ class Bench:
         mirai = Path(sys.executable).parent / "mirai"
         subprocess.run([str(mirai), "migrate"], env=env, check=True, capture_output=True)
         self.log = open(self.log_path, "wb") if self.log_path else tempfile.TemporaryFile()
-        self.helpers: dict[str, subprocess.Popen[bytes]] = {}
-        if self.split:  # the deployment that uses both cores: web, stepping and sending in processes of their own
+        self.helpers: dict[str, subprocess.Popen[bytes] | int] = {}  # ours to stop, or serve's children (pids)
+        env.pop("RUN_WORKERS_IN_PROCESS", None)
+        env["PIPELINE_PROCESSES"] = "false" if self.setup == "threads" else "true"
+        if self.setup == "split":  # docker-compose.yml's shape: web, stepping and sending as separate services
             env["RUN_WORKERS_IN_PROCESS"] = "false"
             for role in ("steps", "sends"):
                 self.helpers[f"dispatch --role {role}"] = subprocess.Popen(
@@ -129,6 +137,8 @@ class Bench:
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200:
+                    if self.setup == "serve":  # its children, to count their CPU
+                        self.helpers.update(children_of(self.process.pid))
                     return self
             except httpx.HTTPError:
                 time.sleep(0.1)
@@ -141,8 +151,9 @@ class Bench:
             self.process.terminate()
             self.process.wait(timeout=30)
         for helper in self.helpers.values():
-            helper.terminate()
-            helper.wait(timeout=30)
+            if isinstance(helper, subprocess.Popen):  # serve's own children end with it
+                helper.terminate()
+                helper.wait(timeout=30)
         self.fake.terminate()
         self.fake.wait(timeout=10)
 
@@ -187,7 +198,7 @@ class Bench:
 
     def _processes(self) -> dict[str, int]:
         found = {"mirai serve": self.process.pid}  # type: ignore[union-attr]
-        found.update({name: helper.pid for name, helper in self.helpers.items()})
+        found.update({name: getattr(helper, "pid", helper) for name, helper in self.helpers.items()})
         return {**found, "fake LINE": self.fake.pid, "bench client": os.getpid()}
 
     async def _run(self, name: str, bodies: list, rate: float | None = None, concurrency: int = 64) -> Phase:
@@ -278,23 +289,42 @@ class KeepAlivePool:
             writer.close()
 
 
-async def run_one(database_url: str, label: str, args: argparse.Namespace, split: bool,
+SETUPS = {
+    "serve": "mirai serve as make run starts it (stepping and sending in 2 child processes)",
+    "split": "mirai serve + mirai dispatch --role steps + --role sends (3 services, as docker-compose.yml)",
+    "threads": "mirai serve with PIPELINE_PROCESSES=false (stepping and sending in threads: 1 process)",
+}
+
+
+def children_of(parent: int) -> dict[str, int]:
+    """`mirai serve`'s worker processes, named as the split setup names its separate ones."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes().decode().split("\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent and "--role" in command:
+            found[f"dispatch --role {command[command.index('--role') + 1]}"] = int(stat.parent.name)
+    return found
+
+
+async def run_one(database_url: str, label: str, args: argparse.Namespace, setup: str,
                   postmaster: int | None) -> None:
-    log = f"{args.log}.{label.split()[0].lower()}{'.split' if split else ''}" if args.log else None
-    with Bench(database_url, label, log, split, postmaster) as bench:
+    log = f"{args.log}.{label.split()[0].lower()}.{setup}" if args.log else None
+    with Bench(database_url, label, log, setup, postmaster) as bench:
         await bench.closed_loop(200, 50, 8)  # warm-up: imports, connections, caches
         steady = await bench.open_loop(args.rate, args.seconds, args.workers)
         flat = await bench.closed_loop(int(args.rate * args.seconds), args.workers, args.concurrency)
-    how = ("mirai serve + mirai dispatch --role steps + --role sends (3 processes)" if split
-           else "mirai serve (pipeline in-process)")
-    print(f"{label}, {how}:")
+    print(f"{label}, {SETUPS[setup]}:")
     print(steady.report())
     print(flat.report(), flush=True)
 
 
 async def run_both(database_url: str, label: str, args: argparse.Namespace, postmaster: int | None = None) -> None:
-    for split in {"both": (False, True), "in-process": (False,), "split": (True,)}[args.setup]:
-        await run_one(database_url, label, args, split, postmaster)
+    for setup in args.setup.split(","):
+        await run_one(database_url, label, args, setup, postmaster)
 
 
 def main() -> None:
@@ -304,10 +334,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=500, help="distinct LINE users sending")
     parser.add_argument("--concurrency", type=int, default=32, help="connections in the flat-out phase")
-    parser.add_argument("--setup", choices=["in-process", "split", "both"], default="both",
-                        help="the pipeline inside mirai serve, in processes of its own, or both one after the other")
+    parser.add_argument("--setup", default="serve,split", help=f"comma-separated, of: {', '.join(SETUPS)}")
     parser.add_argument("--log", help="keep the output of mirai serve in FILE.<db>")
     args = parser.parse_args()
+    if unknown := set(args.setup.split(",")) - set(SETUPS):
+        parser.error(f"unknown setup {', '.join(sorted(unknown))}; choose from {', '.join(SETUPS)}")
     print(f"bench/webhooks.py on {os.cpu_count()} CPUs: signed LINE text webhooks -> mirai serve -> fake LINE")
     if args.db in ("sqlite", "both"):
         with tempfile.TemporaryDirectory() as tmp:

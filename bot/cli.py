@@ -61,8 +61,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from bot.channels.registry import build_channels
 
+    from bot.supervisor import WorkerProcesses
+
     settings = get_settings()
     host, port = args.host or settings.host, args.port or settings.port
+    in_children = settings.run_workers_in_process and settings.pipeline_processes
+    app = create_app(settings.model_copy(update={"run_workers_in_process": False}) if in_children else settings)
     print(f"Mirai is serving the web chat at http://{host}:{port}/ (database: {_safe_url(settings.database_url)})",
           flush=True)
     for name, channel in build_channels(settings).items():
@@ -70,12 +74,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"  {name}: on, webhook at http://{host}:{port}/webhooks/{name}", flush=True)
         else:
             print(f"  {name}: off (no credentials; its webhook answers 404)", flush=True)
-    uvicorn.run(create_app(), host=host, port=port, log_level=settings.log_level.lower())
+    if in_children:
+        print("  background: stepping and sending in two processes of their own (mirai dispatch --role steps, "
+              "--role sends)", flush=True)
+    elif settings.run_workers_in_process:
+        print("  background: stepping and sending in threads of this process (PIPELINE_PROCESSES=false)", flush=True)
+    else:
+        print("  background: none here (RUN_WORKERS_IN_PROCESS=false): run `mirai dispatch` beside it", flush=True)
+    workers = WorkerProcesses() if in_children else None
+    if workers is not None:
+        workers.start()
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower())
+    finally:
+        if workers is not None:
+            workers.stop()
     return 0
 
 
 def cmd_dispatch(args: argparse.Namespace) -> int:
     """Runs the background pipeline alone: steps stored webhook events and sends the outbox."""
+    from bot.supervisor import die_with_parent
+
+    die_with_parent()
     import asyncio
 
     from bot.channels.registry import build_channels

@@ -57,8 +57,11 @@ class Settings(BaseSettings):
     # and a report with fewer respondents in all says only "too few responses".
     report_min_respondents: int = Field(default=10, ge=2)
     report_quarters: int = Field(default=8, ge=1, le=40)  # the quarters an employer report covers, up to now
-    # Run the inbound processor and the outbox dispatcher inside `mirai serve`.
+    # `mirai serve` steps stored webhook events and sends the outbox itself (false: `mirai dispatch` does it), in
+    # two child processes (`mirai dispatch --role steps` / `--role sends`) that use the other CPUs, or with
+    # pipeline_processes false in threads of its own process (one CPU in all: Python runs one thread at a time).
     run_workers_in_process: bool = True
+    pipeline_processes: bool = True
 
     # Machine translation between counsellors (ja/en) and workers (bot/translation.py).
     # translator: google | libre | deepl | microsoft | none (off: texts are shown untranslated).

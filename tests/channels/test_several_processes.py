@@ -185,3 +185,81 @@ def test_on_sqlite_steps_and_sends_run_in_processes_of_their_own(database, datab
     replies = Counter(call.json["replyToken"] for call in fakes.line.calls("/v2/bot/message/reply")
                       if call.status == 200)
     assert len(replies) == len(users) * len(texts) and set(replies.values()) == {1}, "each answered exactly once"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_mirai_serve_alone_steps_and_sends_in_child_processes_that_come_back_and_die_with_it(
+        database, database_url, fakes, tmp_path):
+    """What `make run` starts: one `mirai serve`, whose stepping and sending run in two child processes so that
+    they use the machine's other CPU. Workers are answered; a child that crashes is started again and nothing
+    waiting is lost; when the server itself is killed, its children go with it and hold no lock."""
+    env = {**os.environ, "DATABASE_URL": database_url, "LINE_CHANNEL_SECRET": LINE_SECRET,
+           "LINE_CHANNEL_ACCESS_TOKEN": fakes.line.access_token, "LINE_API_BASE_URL": fakes.line.base_url,
+           "TELEGRAM_BOT_TOKEN": "", "MESSENGER_APP_SECRET": "", "LOG_LEVEL": "info", "QUIET_HOURS": ""}
+    for name in ("RUN_WORKERS_IN_PROCESS", "PIPELINE_PROCESSES"):
+        env.pop(name, None)  # the defaults
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    log = open(log_path, "wb")  # noqa: SIM115
+    api = subprocess.Popen([MIRAI, "serve", "--port", str(port)], env=env, cwd=tmp_path, stdout=log, stderr=log)
+    users = [f"U{n:032x}" for n in range(1, 21)]
+
+    def everyone_writes(text: str) -> None:
+        for user in users:
+            body, headers = line_webhook([line_text_event(user, text, reply_token=fakes.line.issue_reply_token(user))],
+                                         LINE_SECRET)
+            assert httpx.post(f"http://127.0.0.1:{port}/webhooks/line", content=body, headers=headers,
+                              timeout=30).status_code == 200
+
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}")
+        children = _children_by_role(api.pid)
+        assert sorted(children) == ["sends", "steps"], children
+        everyone_writes("hello")
+        _wait_for(lambda: _settled(database), timeout=120)
+
+        os.kill(children["steps"], 9)  # a crash: its webhooks wait in the database until it is back
+        everyone_writes("1")
+        _wait_for(lambda: _children_by_role(api.pid).get("steps") not in (None, children["steps"]), timeout=30)
+        _wait_for(lambda: _settled(database), timeout=120)
+
+        children = _children_by_role(api.pid)
+        api.kill()  # no goodbye: the kernel ends the children
+        api.wait(timeout=10)
+        _wait_for(lambda: not any(_alive(pid) for pid in children.values()), timeout=15)
+    finally:
+        if api.poll() is None:
+            api.kill()
+        log.close()
+
+    assert "the steps process ended (exit code -9)" in log_path.read_text()
+    replies = Counter(call.json["replyToken"] for call in fakes.line.calls("/v2/bot/message/reply")
+                      if call.status == 200)
+    pushes = [c for c in fakes.line.calls("/v2/bot/message/push") if c.status == 200]
+    assert len(replies) + len(pushes) >= 2 * len(users), "every message answered, the ones during the crash too"
+    assert set(replies.values()) == {1}
+    with database.session() as s:
+        inbound = s.exec(select(Message.text).where(Message.direction == "in")).all()
+    assert Counter(inbound) == {"hello": len(users), "1": len(users)}
+
+
+def _children_by_role(parent: int) -> dict[str, int]:
+    """The `mirai dispatch --role R` children of a process, by role."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent and b"dispatch" in command:
+            found[command[command.index(b"--role") + 1].decode()] = int(stat.parent.name)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
