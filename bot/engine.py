@@ -35,6 +35,8 @@ ORDER = ONBOARDING + SHEET
 OPTIONAL_ONBOARDING = ("employer_code", "residence_status", "prefecture")
 COMMANDS = ("back", "skip", "stop", "menu", "help", "talk_to_person", "change_language", "delete_data")
 INTENT_CONFIDENCE = 0.6  # below this the NLU's guess is not acted on
+# Keyword lists (keywords.yaml) of the words that answer questions rather than ask for something.
+ANSWER_WORDS = frozenset({"yes", "no", "unknown", "none", "agree", "decline", "skip", "back"})
 MAX_MESSAGE_CHARS = 2000
 DOT_THOUSANDS = ("vi", "id", "pt", "es")  # languages that write 1.000.000
 EMPLOYER_CODE = re.compile(r"[A-Z0-9][A-Z0-9-]{2,18}[A-Z0-9]")
@@ -668,6 +670,8 @@ class _Turn:
         event = self.event
         if event is None or event.kind is not InboundKind.TEXT or (event.intent_confidence or 0) < INTENT_CONFIDENCE:
             return False
+        if self._is_an_answer_word():
+            return False
         command = {"talk_to_person": "talk_to_person", "stop": "stop", "help": "help",
                    "change_language": "change_language", "delete_my_data": "delete_data"}.get(event.intent or "")
         if command is None:
@@ -675,11 +679,22 @@ class _Turn:
         self._command(command)
         return True
 
+    def _is_an_answer_word(self) -> bool:
+        """Whether the whole message is a word that answers questions ("ya", "no", "ok", "skip"...) in any
+        language. Such a word is never taken for a command, whatever the NLU guessed: Indonesian "ya" is yes, but
+        Spanish "ya" ends "ya basta" and "para ya", and the classifier learned it as "stop"."""
+        text = self.event.text if self.event is not None else None
+        if not text:
+            return False
+        return any(intent in ANSWER_WORDS for intent, _ in _keyword_hits(self.book, key(text), loose_key(text)))
+
     def _act_on_intent(self) -> bool:
         """Acts on what the NLU understood, when it is sure and the bot is not waiting for an answer to a question
         of the sheet; False when there is nothing to act on."""
         event = self.event
         intent = event.intent if event is not None and (event.intent_confidence or 0) >= INTENT_CONFIDENCE else None
+        if intent is not None and self._is_an_answer_word():
+            intent = "greet"  # "ya", "no", "ok" outside a question: show what they can answer to
         if intent in ("talk_to_person", "stop", "help", "change_language"):
             self._command(intent)
         elif intent == "start_diagnosis":

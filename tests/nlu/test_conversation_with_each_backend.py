@@ -93,3 +93,24 @@ def test_at_the_privacy_notice_a_worker_asking_for_someone_or_to_stop_is_heard(t
     assert [o.text for o in stopped] == [book.t("stopped", lang)]
     nonsense = say(service, "w-new", "hello")
     assert nonsense[-1].question == "consent", "the notice is still waiting for an answer"
+
+
+@pytest.mark.parametrize("lang, yes", [("id", "ya"), ("id", "iya"), ("es", "ya"), ("tl", "oo"), ("pt", "sim"),
+                                       ("vi", "có"), ("en", "ok")])
+def test_a_worker_who_answers_yes_where_no_yes_is_asked_is_not_taken_for_stop(tmp_path, book, lang, yes):
+    """Indonesian "ya" is yes, but the classifier learned "ya" from Spanish "ya basta" as "stop". A worker who
+    writes it at a list of things to tick is asked again; at the menu it means "yes, go on": never a pause."""
+    service = conversation(tmp_path, NluService("embedded"))
+    user = f"w-{lang}-{yes}"
+    service.handle("web", user, InboundEvent(kind=InboundKind.FOLLOW, language_hint=lang, language_chosen=True))
+    for choice in ("agree", "skip", "skip", "skip"):
+        asked = service.handle("web", user, InboundEvent(kind=InboundKind.CHOICE, choice_ids=[choice]))
+    assert asked[-1].question == "Q1", "the first question of the sheet: tick what happened"
+    again = say(service, user, yes)
+    assert book.t("stopped", lang) not in [o.text for o in again]
+    assert again[0].text == book.t("reask_checklist", lang) and again[-1].question == "Q1"
+
+    assert say(service, user, "menu")[-1].question == "menu"
+    at_menu = say(service, user, yes)
+    assert book.t("stopped", lang) not in [o.text for o in at_menu]
+    assert at_menu[-1].question == "Q1", "back to the questions"
