@@ -35,6 +35,10 @@ ORDER = ONBOARDING + SHEET
 OPTIONAL_ONBOARDING = ("employer_code", "residence_status", "prefecture")
 COMMANDS = ("back", "skip", "stop", "menu", "help", "talk_to_person", "change_language", "delete_data")
 INTENT_CONFIDENCE = 0.6  # below this the NLU's guess is not acted on
+# At a question the classifier meets answers it was never trained on ("80 man yên", a residence status typed a
+# little differently) and has called them "stop" with 0.64-0.89; requests in words score 0.99 and more. Below
+# this the worker gets the help and the question again instead of a pause, a handoff or another language.
+COMMAND_AT_QUESTION_CONFIDENCE = 0.95
 # Keyword lists (keywords.yaml) of the words that answer questions rather than ask for something.
 ANSWER_WORDS = frozenset({"yes", "no", "unknown", "none", "agree", "decline", "skip", "back"})
 MAX_MESSAGE_CHARS = 2000
@@ -676,6 +680,11 @@ class _Turn:
                    "change_language": "change_language", "delete_my_data": "delete_data"}.get(event.intent or "")
         if command is None:
             return False
+        unsure = (event.intent_confidence or 0) < COMMAND_AT_QUESTION_CONFIDENCE
+        if unsure or any(c.isdigit() for c in event.text or ""):
+            # Not sure enough to drop the question (or an answer with a number in it): the help, which names the
+            # words that pause, call a counsellor or change the language, and the question again.
+            command = "help"
         self._command(command)
         return True
 

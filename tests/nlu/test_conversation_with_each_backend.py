@@ -114,3 +114,24 @@ def test_a_worker_who_answers_yes_where_no_yes_is_asked_is_not_taken_for_stop(tm
     at_menu = say(service, user, yes)
     assert book.t("stopped", lang) not in [o.text for o in at_menu]
     assert at_menu[-1].question == "Q1", "back to the questions"
+
+
+@pytest.mark.parametrize("lang, answer", [("vi", "80 man yên"), ("id", "tanggungan keluarga saja")])
+def test_an_answer_the_classifier_mistakes_for_stop_gets_the_help_and_the_question_not_a_pause(
+        tmp_path, book, lang, answer):
+    """An answer the classifier never saw can look like "stop" to it (0.64-0.89 sure). At a question that must
+    not pause the sheet and opt the worker out of check-ins: they get the help, which says how to pause, and the
+    same question again. A plain request to stop still stops."""
+    service = conversation(tmp_path, NluService("embedded"))
+    user = f"w-{lang}"
+    service.handle("web", user, InboundEvent(kind=InboundKind.FOLLOW, language_hint=lang, language_chosen=True))
+    for choice in ("agree", "skip"):
+        asked = service.handle("web", user, InboundEvent(kind=InboundKind.CHOICE, choice_ids=[choice]))
+    assert asked[-1].question == "residence_status"
+    guess = NluService("embedded").interpret(answer, lang)
+    assert guess.intent == "stop" and guess.confidence >= 0.6, "the mistake this test is about"
+    again = say(service, user, answer)
+    assert [o.text for o in again][0] == book.t("help", lang)
+    assert again[-1].question == "residence_status"
+    stop = {"vi": "đừng nhắn tin cho tôi nữa", "id": "jangan kirim pesan lagi"}[lang]
+    assert [o.text for o in say(service, user, stop)] == [book.t("stopped", lang)]
