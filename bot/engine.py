@@ -25,6 +25,7 @@ from bot.text import (
     key,
     loose_key,
     matches_any,
+    numbered_name_key,
     parse_selection,
     parse_single_number,
 )
@@ -514,9 +515,7 @@ class _Turn:
         options = _listed_options(self.book, "residence_status", self.lang)
         chosen = self._pick(text, choice_ids, [*options, Option(id="skip", label=self.t("option_skip"))])
         if chosen is None and text:
-            for r in self.book.residence_statuses:
-                if matches_any(text, list(r.label.values())):
-                    chosen = r.id
+            chosen = _residence_names(self.book).get(numbered_name_key(text))
         if chosen is None:
             self._reask_answer()
         elif chosen == "skip":
@@ -1006,6 +1005,28 @@ def _listed_options(book: FlowBook, which: str, lang: str) -> list[Option]:
         items = book.residence_statuses if which == "residence_status" else book.prefectures
         cached = (book, [Option(id=item.id, label=item.label(lang)) for item in items])
         _LISTS[(id(book), which, lang)] = cached
+    return cached[1]
+
+
+_RESIDENCE_NAMES: dict[int, tuple[FlowBook, dict[str, str]]] = {}
+
+
+def _residence_names(book: FlowBook) -> dict[str, str]:
+    """Every way of naming a residence status that the sheet accepts, as numbered_name_key forms -> its id: its
+    name in each language, with and without what the name adds in brackets, the bracketed name alone
+    ("Ginou Jisshu 1"), and its aliases."""
+    cached = _RESIDENCE_NAMES.get(id(book))
+    if cached is None or cached[0] is not book:
+        names: dict[str, str] = {}
+        for status in book.residence_statuses:
+            for name in [*(str(label) for label in status.label.values()), *status.aliases]:
+                inside = [i for i in re.findall(r"[(（]([^)）]*)[)）]", name) if not re.fullmatch(r"\s*[ivx]+\s*", i)]
+                # Without its brackets only when they held another name, not the number: "(i)" tells 1 from 2.
+                outside = re.sub(r"[(（][^)）]*[)）]", " ", name) if inside else name
+                for form in (name, outside, *inside):
+                    if name_key := numbered_name_key(form):
+                        names.setdefault(name_key, status.id)
+        cached = _RESIDENCE_NAMES[id(book)] = (book, names)
     return cached[1]
 
 

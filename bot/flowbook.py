@@ -112,6 +112,9 @@ class Question(BaseModel):
 class ResidenceStatus(BaseModel):
     id: str
     label: Localized
+    # What workers call it besides its names, in any language ("thực tập sinh 1", "magang 1", "TITP 1"); matched
+    # like the names (bot.text.numbered_name_key).
+    aliases: list[str] = []
 
     @field_validator("label", mode="before")
     @classmethod

@@ -145,3 +145,17 @@ def parse_single_number(text: str, count: int) -> int | None:
     if picked is not None and len(picked) == 1:
         return picked[0]
     return None
+
+
+_ROMAN = {"i": "1", "ii": "2", "iii": "3"}
+# Words that only introduce a number: "số 1", "No. 1", "nº 1", "1号", "(i)".
+_NUMBER_FILLERS = {"so", "no", "n", "nº", "n°", "number", "num", "#"}
+
+
+def numbered_name_key(text: str) -> str:
+    """A residence status as workers type it, comparable with its names: accents, case, brackets, spaces and the
+    words that introduce a number ignored, Roman numerals as digits ("Thực tập kỹ năng số 1", "thuc tap ky nang 1"
+    and "Technical Intern Training (i)" become "thuctapkynang1" and "technicalinterntraining1")."""
+    words = re.split(r"[\s()\[\]（）.,:/\-]+", loose_key(text).replace("号", " "))
+    kept = [_ROMAN.get(w, w) for w in words if w and w not in _NUMBER_FILLERS]
+    return "".join(kept)

@@ -173,3 +173,37 @@ def test_writing_in_a_language_at_the_language_question_chooses_it(book):
     chat = Chat(book, None)
     chat.event(InboundEvent(kind=InboundKind.TEXT, text="Xin chào", detected_language="vi"))
     assert chat.state.language == "vi" and chat.question == "consent"
+
+
+@pytest.mark.parametrize("lang, typed, status", [
+    ("vi", "thực tập sinh kỹ năng 1", "technical_intern_1"),
+    ("vi", "thuc tap ky nang so 2", "technical_intern_2"),
+    ("id", "magang 3", "technical_intern_3"),
+    ("id", "Ginou Jisshu 1", "technical_intern_1"),
+    ("id", "tokutei ginou 2", "specified_skilled_2"),
+    ("en", "technical intern training 2", "technical_intern_2"),
+    ("tl", "TITP 1", "technical_intern_1"),
+    ("zh", "实习生2号", "technical_intern_2"),
+    ("ja", "技能実習 3号", "technical_intern_3"),
+    ("pt", "estagio tecnico 1", "technical_intern_1"),
+    ("es", "SSW 1", "specified_skilled_1"),
+])
+def test_a_residence_status_typed_the_way_workers_say_it_is_understood(book, lang, typed, status):
+    """Nobody types "Thực tập kỹ năng số 1" letter for letter: the word workers use ("thực tập sinh"), no accents,
+    no "số", a digit for the Roman numeral, or the Japanese name in Latin letters is enough."""
+    chat = Chat(book, lang)
+    chat.press("agree")
+    chat.press("skip")
+    assert chat.question == "residence_status"
+    chat.say(typed)
+    assert chat.question == "prefecture", f"{typed!r} was not understood"
+    assert {k: v for e in chat.effects_of("profile") for k, v in e.items()}["residence_status"] == status
+
+
+def test_a_status_named_without_its_number_is_asked_again_not_guessed(book):
+    chat = Chat(book, "en")
+    chat.press("agree")
+    chat.press("skip")
+    chat.say("technical intern training")
+    assert chat.question == "residence_status"
+    assert "residence_status" not in {k for e in chat.effects_of("profile") for k in e}
