@@ -16,6 +16,7 @@ MULTIPLIERS: dict[str, float] = {
     "milhão": 1e6, "milhões": 1e6, "milhao": 1e6, "milhoes": 1e6, "mn": 1e6, "m": 1e6,
     "thousand": 1e3, "k": 1e3, "juta": 1e6, "jt": 1e6, "ribu": 1e3, "rb": 1e3, "miliar": 1e9,
     "libo": 1e3, "milyon": 1e6, "lakh": 1e5, "lakhs": 1e5,
+    "man": 1e4, "manyen": 1e4,  # 万 read aloud: workers in Japan count yen this way in every language
     "သိန်း": 1e5, "သန်း": 1e6, "ထောင်": 1e3, "သောင်း": 1e4,
 }
 FILLER_WORDS = frozenset("""
@@ -32,7 +33,7 @@ MULTIPLIER_CURRENCY: dict[str, str] = {
     "triệu": "VND", "trieu": "VND", "tr": "VND", "nghìn": "VND", "nghin": "VND", "ngàn": "VND", "ngan": "VND",
     "tỷ": "VND", "juta": "IDR", "jt": "IDR", "ribu": "IDR", "rb": "IDR", "miliar": "IDR",
     "သိန်း": "MMK", "သန်း": "MMK", "ထောင်": "MMK", "သောင်း": "MMK", "lakh": "MMK", "lakhs": "MMK",
-    "libo": "PHP", "milyon": "PHP",
+    "libo": "PHP", "milyon": "PHP", "man": "JPY", "manyen": "JPY",
 }
 _KANJI_DIGITS = {"〇": 0, "零": 0, "一": 1, "二": 2, "两": 2, "兩": 2, "三": 3, "四": 4, "五": 5,
                  "六": 6, "七": 7, "八": 8, "九": 9}

@@ -553,7 +553,8 @@ class _Turn:
                 picked = None
         else:
             assert text is not None
-            if self.intent_of(text, ("none",)) == "none":
+            # "No" to "did any of these happen to you?" is "none of them".
+            if self.intent_of(text, ("none",)) == "none" or self.intent_of(text, ("no",)) == "no":
                 picked = []
             else:
                 positions = parse_selection(text, len(item_ids) + 1, item_ids)

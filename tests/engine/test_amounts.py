@@ -9,6 +9,9 @@ from tests.chat import Chat
 # (typed, worker's language, value, currency)
 WRITTEN_FORMS = [
     ("80 triệu", "vi", 80_000_000, "VND"),
+    ("80 man yên", "vi", 800_000, "JPY"),  # 万 read aloud, as workers in Japan count yen
+    ("50man", "id", 500_000, "JPY"),
+    ("30 man yen", "tl", 300_000, "JPY"),
     ("80 trieu dong", "vi", 80_000_000, "VND"),
     ("80,000,000 VND", "vi", 80_000_000, "VND"),
     ("2 triệu 500 nghìn", "vi", 2_500_000, "VND"),

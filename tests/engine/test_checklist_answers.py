@@ -55,3 +55,12 @@ def test_buttons_send_item_ids(book):
     chat = at_q3(book)
     chat.press("3.9", "3.4")
     assert chat.state.answers["Q3"] == ["3.4", "3.9"]
+
+
+@pytest.mark.parametrize("lang, no", [("vi", "không"), ("id", "tidak"), ("tl", "hindi"), ("tl", "wala"), ("en", "no"),
+                                      ("es", "no"), ("pt", "não"), ("zh", "没有"), ("ja", "いいえ"), ("my", "မဟုတ်ပါ")])
+def test_no_to_a_list_of_things_that_may_have_happened_means_none_of_them(book, lang, no):
+    chat = at_q3(book, lang)
+    chat.say(no)
+    assert chat.question == "Q4"
+    assert chat.state.answers["Q3"] == []
