@@ -615,8 +615,8 @@ class _Turn:
             self._skip(q.id) if choice_ids == ["skip"] else self._reask_answer()
             return
         assert text is not None
-        if parse_single_number(text, 1) == 1:  # the numbered "Skip"
-            self._skip(q.id)
+        if parse_single_number(text, 1) == 1 or self.intent_of(text, ("none",)) or self.intent_of(text, ("no",)):
+            self._skip(q.id)  # the numbered "Skip", or "no" / "nothing": there is nothing more to tell
             return
         if len(text) > q.max_chars:
             self.reask("reask_too_long", max=q.max_chars)
@@ -663,8 +663,13 @@ class _Turn:
 
     def _free_text_at_menu(self, text: str) -> None:
         """What a worker writes at the menu in their own words: the NLU's intent when it is sure, otherwise a
-        question for the portal articles."""
-        if not self._act_on_intent():
+        question for the portal articles. "No" to "can I help you with anything else?" ends the talk kindly, and a
+        bare "yes" shows what they can choose."""
+        if self.intent_of(text, ("no",)) or self.intent_of(text, ("none",)):
+            self.say(self.t("goodbye"))
+        elif self.intent_of(text, ("yes",)) or self.intent_of(text, ("agree",)):
+            self.ask("menu")
+        elif not self._act_on_intent():
             self._search_articles(text)
 
     def _command_in_own_words(self) -> bool:

@@ -207,3 +207,15 @@ def test_a_status_named_without_its_number_is_asked_again_not_guessed(book):
     chat.say("technical intern training")
     assert chat.question == "residence_status"
     assert "residence_status" not in {k for e in chat.effects_of("profile") for k in e}
+
+
+@pytest.mark.parametrize("lang, nothing", [("vi", "không"), ("id", "tidak ada"), ("en", "nothing"), ("ja", "いいえ")])
+def test_no_at_the_question_about_other_troubles_is_nothing_to_tell_not_a_story(book, lang, nothing):
+    """Q12 asks for other troubles in the worker's own words; "no" there is not a story for a counsellor to read."""
+    from tests.engine.test_bad_input import chat_at
+
+    chat = chat_at(book, "Q12")
+    chat.state.language = lang
+    chat.say(nothing)
+    assert chat.question == "Q13"
+    assert chat.state.answers["Q12"] == "skipped"

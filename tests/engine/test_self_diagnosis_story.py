@@ -172,3 +172,17 @@ def test_every_question_is_asked_in_the_spec_order_with_numbered_options(book):
         else:
             chat.press("no" if q.risk_answer == "yes" or q.id == "Q13" else "yes")
     assert seen == [f"Q{i}" for i in range(1, 14)]
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_no_to_anything_else_after_the_result_ends_the_talk_kindly_and_yes_shows_the_menu(book, lang):
+    """After the result the bot asks whether it can help with anything else. "No" gets a thank-you and the door
+    left open, not a list of articles about the word "no"; "yes" gets the menu."""
+    chat = Chat(book, lang)
+    chat.through_onboarding()
+    chat.safe_sheet()
+    assert chat.question == "menu"
+    goodbye = chat.say(chat.word("no"))
+    assert [o.text for o in goodbye] == [book.t("goodbye", lang)]
+    again = chat.say(chat.word("yes"))
+    assert again[-1].question == "menu" and again[-1].kind is OutboundKind.CHOICE
