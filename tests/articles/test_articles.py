@@ -6,7 +6,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -195,21 +194,6 @@ def test_accents_width_and_case_do_not_matter(library: ArticleLibrary) -> None:
 def test_english_words_mixed_into_another_language_are_found(library: ArticleLibrary) -> None:
     # "payslip" and "minimum wage" are in the English text; a Vietnamese worker types them as they are.
     assert "wages-minimum-wage-payslips" in [h.article.id for h in library.search("payslip minimum wage", "vi")]
-
-
-def test_a_search_takes_well_under_10_ms(library: ArticleLibrary) -> None:
-    for lang, query, _ in QUERIES:  # first pass: every term is looked up for the first time
-        library.search(query, lang)
-    started = time.perf_counter()
-    for lang, query, _ in QUERIES:
-        library.search(query, lang)
-    per_search = (time.perf_counter() - started) / len(QUERIES)
-    assert per_search < 0.010, f"{per_search * 1000:.2f} ms per search"
-    cold = ArticleLibrary(list(library))
-    started = time.perf_counter()
-    for lang, query, _ in QUERIES:
-        cold.search(query, lang)
-    assert (time.perf_counter() - started) / len(QUERIES) < 0.010
 
 
 # ------------------------------------------------------------------------------------------ indicators
