@@ -238,6 +238,10 @@ class _Turn:
         other = {i for i, _ in hits if i in intents}
         return other.pop() if len(other) == 1 else None
 
+    def _says_no(self, text: str) -> bool:
+        """The whole message is "no" or "none" (asked one at a time: Tagalog "wala" is both)."""
+        return bool(self.intent_of(text, ("none",)) or self.intent_of(text, ("no",)))
+
     def is_danger(self, text: str) -> bool:
         """The NLU's verdict when it has read this message: its detector knows these phrases too, and also the
         everyday sentences that contain them ("can you help me with the visa form"). Without the NLU, the
@@ -553,8 +557,7 @@ class _Turn:
                 picked = None
         else:
             assert text is not None
-            # "No" to "did any of these happen to you?" is "none of them".
-            if self.intent_of(text, ("none",)) == "none" or self.intent_of(text, ("no",)) == "no":
+            if self._says_no(text):  # "no" to "did any of these happen to you?" is "none of them"
                 picked = []
             else:
                 positions = parse_selection(text, len(item_ids) + 1, item_ids)
@@ -615,7 +618,7 @@ class _Turn:
             self._skip(q.id) if choice_ids == ["skip"] else self._reask_answer()
             return
         assert text is not None
-        if parse_single_number(text, 1) == 1 or self.intent_of(text, ("none",)) or self.intent_of(text, ("no",)):
+        if parse_single_number(text, 1) == 1 or self._says_no(text):
             self._skip(q.id)  # the numbered "Skip", or "no" / "nothing": there is nothing more to tell
             return
         if len(text) > q.max_chars:
@@ -665,7 +668,7 @@ class _Turn:
         """What a worker writes at the menu in their own words: the NLU's intent when it is sure, otherwise a
         question for the portal articles. "No" to "can I help you with anything else?" ends the talk kindly, and a
         bare "yes" shows what they can choose."""
-        if self.intent_of(text, ("no",)) or self.intent_of(text, ("none",)):
+        if self._says_no(text):
             self.say(self.t("goodbye"))
         elif self.intent_of(text, ("yes",)) or self.intent_of(text, ("agree",)):
             self.ask("menu")
@@ -1001,6 +1004,7 @@ def _amount_answer(amount: Amount) -> dict[str, Any]:
 _Pairs = dict[str, set[tuple[str, str]]]  # a message's form -> the (intent, language) pairs it is a word of
 _DERIVED: dict[int, tuple[FlowBook, AmountParser, tuple[str, ...], _Pairs, _Pairs]] = {}
 _LISTS: dict[tuple[int, str, str], tuple[FlowBook, list[Option]]] = {}
+_RESIDENCE_NAMES: dict[int, tuple[FlowBook, dict[str, str]]] = {}
 
 
 def _listed_options(book: FlowBook, which: str, lang: str) -> list[Option]:
@@ -1012,9 +1016,6 @@ def _listed_options(book: FlowBook, which: str, lang: str) -> list[Option]:
         cached = (book, [Option(id=item.id, label=item.label(lang)) for item in items])
         _LISTS[(id(book), which, lang)] = cached
     return cached[1]
-
-
-_RESIDENCE_NAMES: dict[int, tuple[FlowBook, dict[str, str]]] = {}
 
 
 def _residence_names(book: FlowBook) -> dict[str, str]:
